@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install what swarmpy needs on a Debian or Ubuntu machine (as root) and start
+# the services it talks to: dockerd and redis-server. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages="docker.io redis-server openssh-server busybox-static iproute2 iptables procps psmisc curl"
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "setup: installing Debian packages:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq $missing >/dev/null
+fi
+
+echo "setup: installing swarmpy (pip)"
+python3 -m pip install -q --disable-pip-version-check -e '.[test,fast]'
+
+# dockerd: started by hand where there is no systemd.
+if ! docker info >/dev/null 2>&1; then
+    echo "setup: starting dockerd"
+    mkdir -p /var/log
+    nohup dockerd >/var/log/swarmpy-dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/swarmpy-dockerd.log" >&2; exit 1; }
+fi
+
+# redis-server: the tests start their own on free ports; this one serves
+# `swarmpy init --redis redis://127.0.0.1:6379` and anyone who wants a shared one.
+if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
+    echo "setup: starting redis-server"
+    redis-server --daemonize yes --port 6379 --bind 127.0.0.1 >/dev/null
+fi
+echo "setup: ready"
