@@ -1,8 +1,28 @@
 """`swarmpy lab`: several real hosts on one machine, for tests and demos."""
 
-import click
+import functools
+import json
+import time
 
-from swarmpy.cli.common import not_implemented
+import click
+from rich.table import Table
+
+from swarmpy import lab
+from swarmpy.cli.common import console, fail
+
+DEFAULT_NAME = "lab"
+name_option = click.option("--name", default=DEFAULT_NAME, show_default=True, help="Which lab.")
+
+
+def lab_errors(command):
+    """Turn a LabError into `error: ...` and exit status 1."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except lab.LabError as e:
+            fail(str(e))
+    return wrapper
 
 
 @click.group("lab")
@@ -11,6 +31,76 @@ def group():
 
 
 @group.command("up")
-def up():
-    """Start a lab."""
-    not_implemented("lab up")
+@click.option("--nodes", "-n", default=3, show_default=True, help="How many hosts.")
+@name_option
+@click.option("--subnet", metavar="CIDR", help="The nodes' subnet (default: a free 10.x.0.0/24).")
+@click.option("--image", "images", multiple=True, metavar="IMAGE",
+              help="An image of this machine's engine to load into every node (repeatable).")
+@lab_errors
+def up(nodes, name, subnet, images):
+    """Start a lab: per node a netns, hostname, dockerd and sshd on a bridge."""
+    started = time.monotonic()
+
+    def progress(message):
+        console.print(f"[dim]{time.monotonic() - started:5.1f}s[/dim] {message}", highlight=False, soft_wrap=True)
+
+    made = lab.up(name=name, nodes=nodes, subnet=subnet, images=images, progress=progress)
+    table = Table(title=f"lab {made.name} ({made.subnet}, host {made.host_address})")
+    for column in ("NODE", "ADDRESS", "SSH PORT"):
+        table.add_column(column)
+    table.add_column("DOCKER SOCKET", overflow="fold")
+    for node in made.nodes:
+        table.add_row(node.name, node.address, str(node.ssh_port), node.docker_socket)
+    console.print(table)
+    first = made.nodes[0]
+    console.print(
+        f"ssh:         ssh -F {made.ssh_config} {first.name}\n"
+        f"docker:      docker -H {first.docker_host} ps\n"
+        f"over ssh:    PATH={made.bin_dir}:$PATH docker -H {first.ssh_url} ps\n"
+        f"key:         {made.identity}\n"
+        f"known_hosts: {made.known_hosts}",
+        highlight=False, soft_wrap=True)
+
+
+@group.command("down")
+@name_option
+@lab_errors
+def down(name):
+    """Stop and remove everything the lab made. Safe to run again."""
+    if not lab.down(name, progress=console.print):
+        console.print(f"no lab named {name}: nothing to remove")
+
+
+@group.command("status")
+@name_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@lab_errors
+def status(name, fmt):
+    """List the nodes and whether each engine and sshd answers."""
+    nodes = lab.status(name)
+    if fmt == "json":
+        click.echo(json.dumps(nodes, indent=2))
+        return
+    table = Table(title=f"lab {name}")
+    for column in ("NODE", "ADDRESS", "SSH PORT", "ENGINE", "SSHD"):
+        table.add_column(column)
+    table.add_column("DOCKER SOCKET", overflow="fold")
+    for node in nodes:
+        table.add_row(node["name"], node["address"], str(node["ssh_port"]),
+                      _answer(node["engine"]), _answer(node["sshd"]), node["docker_socket"])
+    console.print(table)
+
+
+@group.command("image")
+@click.option("--force", is_flag=True, help="Build again even if the engine has it.")
+@lab_errors
+def image(force):
+    """Build swarmpy/busybox:latest on this machine's engine from Debian's busybox-static."""
+    if lab.build_image(force=force):
+        console.print(f"built {lab.BUSYBOX_IMAGE}")
+    else:
+        console.print(f"{lab.BUSYBOX_IMAGE} is there already (--force builds it again)")
+
+
+def _answer(ok: bool) -> str:
+    return "[green]up[/green]" if ok else "[red]down[/red]"
