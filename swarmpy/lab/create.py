@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from swarmpy.lab import engine, images as lab_images, network, sshd
+from swarmpy.lab import engine, images as lab_images, network, sshd, teardown
 from swarmpy.lab.shell import LabError
 from swarmpy.lab.state import (ROOT, Lab, LabNode, bridge_name, cgroup_name, host_link_name,
                                lab_dir, netns_name, recorded_labs)
@@ -24,26 +24,40 @@ _TOOLS = ("ip", "iptables", "nsenter", "unshare", "setsid", "dockerd", "docker",
 
 
 def up(name: str = "lab", nodes: int = 3, subnet: str | None = None, images=(), progress=None) -> Lab:
-    """Bring a lab up and return it once every engine and sshd answers."""
+    """Bring a lab up and return it once every engine and sshd answers.
+
+    If it fails, what it made is taken down again before the error is raised.
+    """
     say = progress or (lambda message: None)
     started = time.monotonic()
     _check_machine(nodes)
     if lab_images.build_image():
         say(f"built {lab_images.BUSYBOX_IMAGE}")
     wanted = list(dict.fromkeys([lab_images.BUSYBOX_IMAGE, *images]))
+    lab_images.check_present(wanted)
     with _allocation_lock():
         lab = plan(name, nodes, subnet)
         os.makedirs(lab.dir)
         lab.images = wanted
         lab.save()
-    say(f"lab {name}: {nodes} nodes on {lab.subnet}, bridge {lab.bridge}, host {lab.host_address}")
+    try:
+        _build(lab, say, started)
+    except BaseException:
+        teardown.down(name)
+        raise
+    say(f"lab {name} ready in {time.monotonic() - started:.1f} s")
+    return lab
 
+
+def _build(lab: Lab, say, started: float) -> None:
+    say(f"lab {lab.name}: {len(lab.nodes)} nodes on {lab.subnet}, bridge {lab.bridge}, host {lab.host_address}")
     prefix = ipaddress.ip_network(lab.subnet).prefixlen
     network.create_bridge(lab.bridge, f"{lab.host_address}/{prefix}")
     network.allow_forwarding(lab.bridge, lab.cgroup)
     for node in lab.nodes:
         os.makedirs(node.dir)
-        network.create_node_netns(node.netns, host_link_name(name, node.index), lab.bridge, f"{node.address}/{prefix}")
+        network.create_node_netns(node.netns, host_link_name(lab.name, node.index), lab.bridge,
+                                  f"{node.address}/{prefix}")
         network.create_uts(node.uts, node.name)
     say(f"namespaces ready: {', '.join(n.netns for n in lab.nodes)}")
 
@@ -55,10 +69,7 @@ def up(name: str = "lab", nodes: int = 3, subnet: str | None = None, images=(), 
         sshd.write_client_files(lab)
         list(pool.map(lambda node: _wait_engine(node, say, started), lab.nodes))
     lab.save()
-
-    lab_images.load_images(lab, wanted, progress=say)
-    say(f"lab {name} ready in {time.monotonic() - started:.1f} s")
-    return lab
+    lab_images.load_images(lab, lab.images, progress=say)
 
 
 def plan(name: str, nodes: int, subnet: str | None) -> Lab:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -27,6 +29,20 @@ def dockerd_command(lab: Lab, node: LabNode) -> list[str]:
     ]
 
 
+def daemon_config(node: LabNode) -> dict:
+    """The node's daemon.json: its own engine ID where it is not per data root yet."""
+    if _dockerd_major() < 23:
+        # Before 23.0 the ID came from /etc/docker/key.json: every node would share the host's.
+        return {"deprecated-key-path": os.path.join(node.dir, "key.json")}
+    return {}
+
+
+@functools.cache
+def _dockerd_major() -> int:
+    version = re.search(r"version (\d+)\.", output(["dockerd", "--version"]))
+    return int(version.group(1)) if version else 0
+
+
 def in_node(node: LabNode, args: list[str]) -> list[str]:
     """`args` run in the node's network and UTS namespaces but this machine's mounts.
 
@@ -39,7 +55,7 @@ def in_node(node: LabNode, args: list[str]) -> list[str]:
 def start(lab: Lab, node: LabNode) -> None:
     """Start dockerd detached (`setsid -f`: not our child, so never our zombie)."""
     with open(os.path.join(node.dir, "daemon.json"), "w") as f:
-        json.dump({}, f)
+        json.dump(daemon_config(node), f)
     group = cgroups.make_daemons_group(lab.cgroup, node.name)
     args = cgroups.entered(group, ["setsid", "-f", *in_node(node, dockerd_command(lab, node))])
     with open(os.path.join(node.dir, "dockerd.log"), "ab") as log:

@@ -50,11 +50,15 @@ def build_image(tag: str = BUSYBOX_IMAGE, force: bool = False) -> bool:
     return True
 
 
-def load_images(lab: Lab, images: list[str], progress=None) -> None:
-    """`docker save` once from this machine's engine, `docker load` into all nodes at once."""
+def check_present(images: list[str]) -> None:
     missing = [image for image in images if not has_image(image)]
     if missing:
         raise LabError(f"not on this machine's engine: {', '.join(missing)} (docker pull or build it first)")
+
+
+def load_images(lab: Lab, images: list[str], progress=None) -> None:
+    """`docker save` once from this machine's engine, `docker load` into all nodes at once."""
+    check_present(images)
     archive = os.path.join(lab.dir, "images.tar")
     try:
         run(["docker", "save", "-o", archive, *images], timeout=600)
