@@ -1,0 +1,51 @@
+"""Integration fixtures. `lab`: one 3-node lab named `test` for the whole run.
+
+It needs root and a running Docker engine and is skipped, with the reason,
+without them. Tests that use it get the `lab` marker.
+"""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from swarmpy import lab as swarmpy_lab
+
+LAB_NAME = "test"
+
+
+def lab_unavailable() -> str | None:
+    """Why the lab cannot run here, or None when it can."""
+    if os.geteuid() != 0:
+        return "the lab needs root"
+    for tool in ("dockerd", "docker", "/usr/sbin/sshd", "nsenter", "iptables"):
+        if not shutil.which(tool):
+            return f"the lab needs {tool} (run scripts/setup.sh)"
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        return "the lab needs this machine's Docker engine running (run scripts/setup.sh)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def lab_machine():
+    """Skips the test, with the reason, where the lab cannot run."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def lab(lab_machine):
+    """A 3-node lab for the whole test run: a stale one is removed first, and it always goes at the end."""
+    swarmpy_lab.down(LAB_NAME)
+    try:
+        yield swarmpy_lab.up(name=LAB_NAME, nodes=3)
+    finally:
+        swarmpy_lab.down(LAB_NAME)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if {"lab", "lab_machine"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.lab)
