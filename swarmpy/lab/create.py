@@ -11,11 +11,10 @@ import ipaddress
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from swarmpy.lab import engine, images as lab_images, network, sshd, teardown
-from swarmpy.lab.shell import LabError
+from swarmpy.lab.shell import LabError, on_each
 from swarmpy.lab.state import (ROOT, Lab, LabNode, bridge_name, cgroup_name, host_link_name,
                                lab_dir, netns_name, recorded_labs)
 
@@ -63,11 +62,10 @@ def _build(lab: Lab, say, started: float) -> None:
 
     for node in lab.nodes:
         engine.start(lab, node)  # detached: all dockerds boot at once
-    with ThreadPoolExecutor(max_workers=len(lab.nodes)) as pool:
-        list(pool.map(lambda node: _start_sshd(lab, node, say), lab.nodes))
-        lab.save()
-        sshd.write_client_files(lab)
-        list(pool.map(lambda node: _wait_engine(node, say, started), lab.nodes))
+    on_each(lambda node: _start_sshd(lab, node, say), lab.nodes)
+    lab.save()
+    sshd.write_client_files(lab)
+    on_each(lambda node: _wait_engine(node, say, started), lab.nodes)
     lab.save()
     lab_images.load_images(lab, lab.images, progress=say)
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from swarmpy.lab import engine, sshd
+from swarmpy.lab.shell import on_each
 from swarmpy.lab.state import Lab, LabNode
 
 
 def status(name: str) -> list[dict]:
     """One dict per node: name, address, ssh_port, docker_socket, engine and sshd (bools)."""
     lab = Lab.load(name)
-    with ThreadPoolExecutor(max_workers=len(lab.nodes) or 1) as pool:
-        return list(pool.map(node_status, lab.nodes))
+    return on_each(node_status, lab.nodes)
 
 
 def node_status(node: LabNode) -> dict:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 
-from swarmpy.lab.shell import LabError, output, run
+from swarmpy.lab.shell import LabError, on_each, output, run
 from swarmpy.lab.state import Lab
 
 BUSYBOX_IMAGE = "swarmpy/busybox:latest"
@@ -68,8 +67,7 @@ def load_images(lab: Lab, images: list[str], progress=None) -> None:
             if progress:
                 progress(f"{node.name}: loaded {', '.join(images)}")
 
-        with ThreadPoolExecutor(max_workers=len(lab.nodes) or 1) as pool:
-            list(pool.map(load, lab.nodes))
+        on_each(load, lab.nodes)
     finally:
         if os.path.exists(archive):
             os.remove(archive)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 
 class LabError(Exception):
@@ -23,6 +24,13 @@ def run(args: list[str], *, check: bool = True, input: bytes | None = None,
         why = done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}"
         raise LabError(f"`{shlex.join(args)}` failed: {why}")
     return done
+
+
+def on_each(function, items) -> list:
+    """`function(item)` for every item at once (one thread each); the results in order."""
+    items = list(items)
+    with ThreadPoolExecutor(max_workers=len(items) or 1) as pool:
+        return list(pool.map(function, items))
 
 
 def output(args: list[str], **kwargs) -> str:

@@ -14,10 +14,9 @@ import re
 import shutil
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from swarmpy.lab import cgroups, engine, network
-from swarmpy.lab.shell import LabError, output, run
+from swarmpy.lab.shell import LabError, on_each, output, run
 from swarmpy.lab.state import Lab, LabNode, bridge_name, cgroup_name, check_name, is_node_netns, lab_dir
 
 _DOCKERD_STOP_TIMEOUT = 10
@@ -42,8 +41,7 @@ def down(name: str, progress=None) -> bool:
         return False
 
     if lab:
-        with ThreadPoolExecutor(max_workers=len(lab.nodes) or 1) as pool:
-            list(pool.map(_stop_engine, lab.nodes))
+        on_each(_stop_engine, lab.nodes)
     killed = kill_processes(directory, cgroup, netnses, lab)
     if killed:
         say(f"stopped {killed} processes")
@@ -70,7 +68,10 @@ def _stop_engine(node: LabNode) -> None:
     """Let a live dockerd stop cleanly (it unmounts and tidies its own state); kill it otherwise."""
     if not node.pid_dockerd or not engine.ping(node.docker_socket):
         return
-    engine.remove_containers(node)
+    try:
+        engine.remove_containers(node)
+    except LabError:
+        return  # a hung engine: the kill that follows deals with it
     if _signal(node.pid_dockerd, signal.SIGTERM, node.dir):
         deadline = time.monotonic() + _DOCKERD_STOP_TIMEOUT
         while time.monotonic() < deadline and _is_lab_process(node.pid_dockerd, node.dir):
