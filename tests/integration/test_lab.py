@@ -198,16 +198,20 @@ def test_down_after_up_was_killed_halfway(extra_labs):
                           stdout=subprocess.PIPE, text=True)
     try:
         for line in up.stdout:
-            if "namespaces ready" in line:
+            if ": sshd on " in line:
                 break
-        up.kill()  # as a crash would: dockerds are starting, sshds not yet
+        up.kill()  # as a crash would: dockerds still booting, their pids not recorded yet
     finally:
         up.wait()
     directory, bridge = "/var/lib/swarmpy/lab/t-crash", "sp-t-crash"
-    assert any(kind.startswith("netns") for kind in leftovers("t-crash", directory, bridge))
+    kinds = {kind.split()[0] for kind in leftovers("t-crash", directory, bridge)}
+    assert kinds >= {"netns", "link", "process", "mount", "iptables", "directory"}
 
     assert swarmpy_lab.down("t-crash") is True
     assert leftovers("t-crash", directory, bridge) == []
+    # and the name is free again
+    swarmpy_lab.up(name="t-crash", nodes=1)
+    assert [(s["name"], s["engine"], s["sshd"]) for s in swarmpy_lab.status("t-crash")] == [("node1", True, True)]
 
 
 def _get_with_retries(url, seconds=10):
