@@ -38,7 +38,12 @@ def group():
               help="An image of this machine's engine to load into every node (repeatable).")
 @lab_errors
 def up(nodes, name, subnet, images):
-    """Start a lab: per node a netns, hostname, dockerd and sshd on a bridge."""
+    """Start a lab of N hosts on this machine.
+
+    Each node is a network namespace on the lab's bridge with its own
+    hostname, dockerd and sshd; swarmpy/busybox:latest and every --image are
+    loaded into each node's engine.
+    """
     started = time.monotonic()
 
     def progress(message):
@@ -95,7 +100,10 @@ def status(name, fmt):
 @click.option("--force", is_flag=True, help="Build again even if the engine has it.")
 @lab_errors
 def image(force):
-    """Build swarmpy/busybox:latest on this machine's engine from Debian's busybox-static."""
+    """Build swarmpy/busybox:latest if missing.
+
+    From Debian's busybox-static, on this machine's engine.
+    """
     if lab.build_image(force=force):
         console.print(f"built {lab.BUSYBOX_IMAGE}")
     else:
