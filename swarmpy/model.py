@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import secrets
 import types
 import typing
 from dataclasses import dataclass, field
@@ -73,6 +74,19 @@ def _decode(tp, value):
         known = {f.name for f in dataclasses.fields(tp)}
         return tp(**{k: _decode(hints[k], v) for k, v in value.items() if k in known})
     return value
+
+
+_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def new_id() -> str:
+    """A 25-character random id in base 36, as Swarm's object ids look (128 random bits)."""
+    n = int.from_bytes(secrets.token_bytes(16), "big")
+    digits = []
+    for _ in range(25):
+        n, d = divmod(n, 36)
+        digits.append(_ID_ALPHABET[d])
+    return "".join(digits)
 
 
 # --------------------------------------------------------------------------
@@ -300,6 +314,17 @@ class StackSpec(Serializable):
     configs: dict[str, ObjectSpec] = field(default_factory=dict)
 
 
+def scoped_name(stack: str, name: str, declared: dict[str, Any] | None) -> str:
+    """A stack's volume, secret or config name on the cluster: `<stack>_<name>`,
+    unless it is declared external or with an explicit `name:`."""
+    spec = (declared or {}).get(name) or {}
+    if spec.get("name"):
+        return spec["name"]
+    if spec.get("external"):
+        return name
+    return f"{stack}_{name}"
+
+
 # --------------------------------------------------------------------------
 # Records: what the cluster knows (kept in Redis)
 # --------------------------------------------------------------------------
@@ -397,7 +422,8 @@ class Node(Serializable):
     cpus: float = 0.0  # cores
     memory: int = 0  # bytes
     engine_version: str = ""
-    docker_host: str | None = None  # unix socket of a local node
+    docker_host: str | None = None  # unix socket of a node reached without SSH
+    machine: str | None = None  # hostname of the machine that socket is on
     lb: bool = False  # runs a load balancer although it is no manager
     manager_addr: str | None = None  # API address of the manager running on it
     version: int = 0
@@ -412,7 +438,8 @@ class Service(Serializable):
     stack: str
     name: str  # <stack>_<service>
     spec: ServiceSpec
-    version: int = 1  # bumped on every spec change; tasks carry the version they run
+    version: int = 1  # revision of this record: every write checks and bumps it
+    spec_version: int = 1  # bumped when the tasks' part of the spec changes; tasks carry it
     previous_spec: ServiceSpec | None = None
     update_state: str | None = None  # updating | paused | completed | rollback_started ...
     update_message: str = ""
@@ -425,7 +452,7 @@ class Task(Serializable):
     id: str
     service_id: str
     service_name: str
-    spec_version: int
+    spec_version: int  # the service's spec_version this task runs
     slot: int | None = None  # replicated services; None for global ones (node-bound)
     node_id: str | None = None
     desired_state: DesiredState = DesiredState.RUNNING
@@ -437,6 +464,7 @@ class Task(Serializable):
     endpoints: list[Endpoint] = field(default_factory=list)
     health: str | None = None  # starting | healthy | unhealthy (Docker's words)
     not_before: float = 0.0  # restart delay: do not start before this time
+    restart_history: list[float] = field(default_factory=list)  # times of earlier restarts of this slot
     created_at: float = 0.0
     updated_at: float = 0.0  # time of the last observed state change
 

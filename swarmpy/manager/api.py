@@ -1,0 +1,324 @@
+"""The manager's REST API (Flask app factory). The CLI's only way into a cluster.
+
+Every request carries the cluster token (`Authorization: Bearer ...`), or gets
+401. Bad bodies get 400 with a JSON error naming the field; unknown objects
+404; a stale version 409. Errors are always JSON: {"error": ..., "field": ...}.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Flask, Response, jsonify, request, stream_with_context
+
+from swarmpy import __version__
+from swarmpy.manager import nodes as node_ops
+from swarmpy.manager import objects, stacks, views
+from swarmpy.manager.context import ManagerContext
+from swarmpy.model import Availability, Service, StackSpec
+from swarmpy.store import Conflict, NotFound
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, field: str | None = None, status: int = 400, **extra):
+        super().__init__(message)
+        self.field, self.status, self.extra = field, status, extra
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", field="(body)")
+    return data
+
+
+def _field(body: dict, name: str, kind, required: bool = True, default=None):
+    if name not in body or body[name] is None:
+        if required:
+            raise BadRequest(f"{name} is required", field=name)
+        return default
+    value = body[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise BadRequest(f"{name} must be of type {names}", field=name)
+    return value
+
+
+def create_app(ctx: ManagerContext) -> Flask:
+    app = Flask("swarmpy.manager")
+    app.json.sort_keys = False
+    store = ctx.store
+
+    @app.before_request
+    def authenticate():
+        if request.path == "/health":
+            return None
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.startswith("Bearer ") else ""
+        if not token or not hmac.compare_digest(token.encode(), ctx.token.encode()):
+            return jsonify(error="unauthorized: a valid cluster token is required "
+                                 "(Authorization: Bearer <token>)"), 401
+        return None
+
+    @app.errorhandler(BadRequest)
+    def bad_request(e: BadRequest):
+        return jsonify(error=str(e), field=e.field, **e.extra), e.status
+
+    @app.errorhandler(stacks.StackError)
+    def stack_error(e: stacks.StackError):
+        return jsonify(error=str(e), field=e.problems[0][0] if e.problems else None,
+                       problems=[{"field": f, "message": m} for f, m in e.problems]), e.status
+
+    @app.errorhandler(NotFound)
+    def not_found(e):
+        return jsonify(error=str(e)), 404
+
+    @app.errorhandler(Conflict)
+    def conflict(e):
+        return jsonify(error=str(e)), 409
+
+    @app.errorhandler(404)
+    def no_route(e):
+        return jsonify(error=f"no such endpoint: {request.method} {request.path}"), 404
+
+    @app.errorhandler(405)
+    def bad_method(e):
+        return jsonify(error=f"method {request.method} not allowed on {request.path}"), 405
+
+    @app.get("/health")
+    def health():
+        return jsonify(ok=True)
+
+    # ---------------------------------------------------------------- cluster
+
+    @app.get("/info")
+    def info():
+        cluster = store.cluster_info()
+        return jsonify(version=__version__, cluster_id=cluster.get("id"), manager_id=ctx.manager_id,
+                       leader=store.lease_holder("leader"), managers=store.alive("manager"),
+                       heartbeat=float(cluster.get("heartbeat", 5)), nodes=len(store.list_nodes()))
+
+    @app.get("/events")
+    def events():
+        since = request.args.get("since") or store.last_event_id()
+        block = min(int(request.args.get("block", 0)), 30_000)
+        found = store.read_events(since, block_ms=block or None, count=1000)
+        return jsonify(last=found[-1][0] if found else since,
+                       events=[{"id": i, **e} for i, e in found])
+
+    # ---------------------------------------------------------------- nodes
+
+    def node_listing():
+        managers, leader = store.alive("manager"), store.lease_holder("leader")
+        return [views.node_view(n, managers, leader) for n in store.list_nodes()]
+
+    @app.get("/nodes")
+    def list_nodes():
+        return jsonify(node_listing())
+
+    @app.post("/nodes")
+    def add_node():
+        body = _body()
+        name = _field(body, "name", str)
+        ssh = _field(body, "ssh", dict)
+        host = _field(ssh, "host", str)
+        port = _field(ssh, "port", int, required=False, default=22)
+        user = _field(ssh, "user", str, required=False, default="root")
+        labels = _field(body, "labels", dict, required=False, default={})
+        identity = _field(body, "identity", str, required=False)
+        host_key = _field(body, "host_key", str, required=False)
+        accept = _field(body, "accept_host_key", bool, required=False, default=False)
+        try:
+            node = node_ops.add(ctx, name, host, port, user, labels, identity, host_key, accept)
+        except node_ops.NodeError as e:
+            raise BadRequest(str(e), field=e.field, status=e.status)
+        return jsonify(node.to_dict()), 201
+
+    @app.get("/nodes/<ref>")
+    def inspect_node(ref):
+        node = store.find_node(ref)
+        return jsonify(next(n for n in node_listing() if n["id"] == node.id))
+
+    @app.patch("/nodes/<ref>")
+    def update_node(ref):
+        body = _body()
+        node = store.find_node(ref)
+        version = _field(body, "version", int, required=False)
+        availability = _field(body, "availability", str, required=False)
+        if availability is not None and availability not in [a.value for a in Availability]:
+            raise BadRequest(f"availability must be active, pause or drain, not {availability!r}",
+                             field="availability")
+        add = _field(body, "label_add", dict, required=False, default={})
+        remove = _field(body, "label_rm", list, required=False, default=[])
+        lb = _field(body, "lb", bool, required=False)
+        if version is not None and version != node.version:
+            raise Conflict(f"node {node.hostname} changed since version {version} (now {node.version})")
+
+        def change(n):
+            if availability is not None:
+                n.availability = Availability(availability)
+            n.labels = {**{k: v for k, v in n.labels.items() if k not in remove},
+                        **{str(k): str(v) for k, v in add.items()}}
+            if lb is not None:
+                n.lb = lb
+        node = store.update_node(node.id, change)
+        if lb is not None:
+            node_ops.set_lb(ctx, node, lb)
+        return jsonify(node.to_dict())
+
+    @app.delete("/nodes/<ref>")
+    def remove_node(ref):
+        node = store.find_node(ref)
+        try:
+            node_ops.remove(ctx, node, force=request.args.get("force") in ("1", "true"))
+        except node_ops.NodeError as e:
+            raise BadRequest(str(e), field=e.field, status=e.status)
+        return jsonify(removed=node.id)
+
+    @app.post("/nodes/<ref>/promote")
+    def promote(ref):
+        try:
+            node = node_ops.promote(ctx, store.find_node(ref))
+        except node_ops.NodeError as e:
+            raise BadRequest(str(e), field=e.field, status=e.status)
+        return jsonify(node.to_dict())
+
+    @app.post("/nodes/<ref>/demote")
+    def demote(ref):
+        try:
+            node = node_ops.demote(ctx, store.find_node(ref))
+        except node_ops.NodeError as e:
+            raise BadRequest(str(e), field=e.field, status=e.status)
+        return jsonify(node.to_dict())
+
+    # ---------------------------------------------------------------- stacks
+
+    @app.get("/stacks")
+    def list_stacks():
+        services = store.list_services()
+        return jsonify([{"name": name, "services": sum(1 for s in services if s.stack == name)}
+                        for name in sorted(store.list_stacks())])
+
+    @app.put("/stacks/<name>")
+    def deploy_stack(name):
+        body = _body()
+        raw = _field(body, "stack", dict)
+        try:
+            spec = StackSpec.from_dict(raw)
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise BadRequest(f"the stack is not a valid stack spec: {e}", field="stack")
+        prune = _field(body, "prune", bool, required=False, default=False)
+        contents = _field(body, "objects", dict, required=False, default={})
+        existing = store.list_services(stack=name)
+        others = [s for s in store.list_services() if s.stack != name]
+        plan = stacks.plan_stack(name, spec, existing, others, prune)
+        objects.store_stack_objects(ctx, name, spec, contents)
+        store.write_stack(plan.record, plan.changed, plan.removed, plan.expected)
+        return jsonify(services=[{"id": s.id, "name": s.name, "version": s.version, "changed": True}
+                                 for s in plan.changed]
+                       + [{"id": s.id, "name": s.name, "version": s.version, "changed": False}
+                          for s in plan.unchanged],
+                       removed=[s.name for s in plan.removed])
+
+    @app.delete("/stacks/<name>")
+    def remove_stack(name):
+        services = store.list_services(stack=name)
+        if not services and store.get_stack(name) is None:
+            raise NotFound(f"stack {name} not found")
+        store.remove_services(services, stack_name=name)
+        objects.remove_stack_objects(ctx, name)
+        return jsonify(removed=[s.name for s in services])
+
+    @app.get("/stacks/<name>/services")
+    def stack_services(name):
+        if store.get_stack(name) is None:
+            raise NotFound(f"stack {name} not found")
+        return jsonify(service_listing(store.list_services(stack=name)))
+
+    @app.get("/stacks/<name>/tasks")
+    def stack_tasks(name):
+        if store.get_stack(name) is None:
+            raise NotFound(f"stack {name} not found")
+        return jsonify(task_listing(store.list_services(stack=name)))
+
+    # ---------------------------------------------------------------- services
+
+    def service_listing(services: list[Service]):
+        tasks = store.tasks_of_services([s.id for s in services])
+        return [views.service_summary(s, tasks.get(s.id, []), store.get_update_status(s.id)) for s in services]
+
+    def task_listing(services: list[Service], node_id: str | None = None):
+        nodes = {n.id: n for n in store.list_nodes()}
+        tasks = store.tasks_of_services([s.id for s in services])
+        images = {s.id: s.spec.image for s in services}
+        out = []
+        for s in services:
+            out += [views.task_view(t, nodes, images.get(t.service_id)) for t in tasks.get(s.id, [])
+                    if node_id is None or t.node_id == node_id]
+        return out
+
+    @app.get("/services")
+    def list_services():
+        return jsonify(service_listing(store.list_services(stack=request.args.get("stack"))))
+
+    @app.get("/services/<ref>")
+    def inspect_service(ref):
+        service = store.find_service(ref)
+        d = service.to_dict()
+        d["summary"] = service_listing([service])[0]
+        d["update_status"] = store.get_update_status(service.id)
+        d["endpoints"] = [t["endpoints"] for t in task_listing([service]) if t["state"] == "running"]
+        d["lb"] = {lb_id: {p: v for p, v in status.get("ports", {}).items() if v.get("service_id") == service.id}
+                   for lb_id, status in store.lb_statuses().items()}
+        return jsonify(d)
+
+    @app.get("/services/<ref>/tasks")
+    def service_tasks(ref):
+        return jsonify(task_listing([store.find_service(ref)]))
+
+    @app.patch("/services/<ref>")
+    def update_service(ref):
+        body = _body()
+        service = store.find_service(ref)
+        version = _field(body, "version", int, required=False)
+        replicas = _field(body, "replicas", int)
+        if version is not None and version != service.version:
+            raise Conflict(f"service {service.name} changed since version {version} (now {service.version})")
+        scaled = stacks.scale(service, replicas)
+        store.put_service(scaled, service.version)
+        return jsonify(scaled.to_dict())
+
+    @app.delete("/services/<ref>")
+    def remove_service(ref):
+        service = store.find_service(ref)
+        store.remove_services([service])
+        return jsonify(removed=service.name)
+
+    @app.get("/services/<ref>/logs")
+    def service_logs(ref):
+        service = store.find_service(ref)
+        follow = request.args.get("follow") in ("1", "true")
+        tail = request.args.get("tail", "all")
+        timestamps = request.args.get("timestamps") in ("1", "true")
+        lines = node_ops.stream_logs(ctx, service, follow=follow, tail=tail, timestamps=timestamps)
+        return Response(stream_with_context(lines), mimetype="text/plain")
+
+    @app.get("/tasks")
+    def list_tasks():
+        node_ref = request.args.get("node")
+        node_id = store.find_node(node_ref).id if node_ref else None
+        return jsonify(task_listing(store.list_services(stack=request.args.get("stack")), node_id))
+
+    # ---------------------------------------------------------------- secrets and configs
+
+    for kind in ("secret", "config"):
+        objects.register_routes(app, ctx, kind, _body, _field, BadRequest)
+
+    # ---------------------------------------------------------------- load balancers
+
+    @app.get("/lb")
+    def lb_status():
+        return jsonify(store.lb_statuses())
+
+    return app

@@ -1,0 +1,28 @@
+"""What the manager's API and loops share: the store, the vault, the job queues."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from swarmpy.manager.dispatcher import JobQueues
+from swarmpy.settings import ClusterConfig, StateDir
+from swarmpy.store import Store
+from swarmpy.vault import Vault
+
+
+@dataclass
+class ManagerContext:
+    store: Store
+    vault: Vault
+    queues: JobQueues
+    token: str
+    manager_id: str
+    config: ClusterConfig
+    state: StateDir
+
+    @classmethod
+    def from_state_dir(cls, state: StateDir, manager_id: str) -> "ManagerContext":
+        config = state.load()
+        store = Store.from_url(config.redis_url)
+        return cls(store=store, vault=Vault.from_file(state.key_file), queues=JobQueues(store, config.redis_url),
+                   token=state.token() or "", manager_id=manager_id, config=config, state=state)

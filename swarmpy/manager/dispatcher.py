@@ -1,0 +1,163 @@
+"""The dispatcher (leader): hands task actions to the workers.
+
+The scheduler and the orchestrator put tasks that need an action in the
+store's dispatch set (scored by the time the action may start: a restart
+delay keeps a task waiting there). The dispatcher enqueues one rq job per
+task action on the node's own queue, with a job id derived from the task and
+the action, so that enqueuing twice is harmless. Every few seconds it also
+looks for tasks whose job was lost (a worker killed mid-job) and sends them
+again: every job is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from swarmpy.manager.component import Component
+from swarmpy.model import DesiredState, Task, TaskState
+
+log = logging.getLogger(__name__)
+
+JOB_TIMEOUT = 600  # seconds; a first image transfer to a slow node can take a while
+RESULT_TTL = 300
+FAILURE_TTL = 3600
+STUCK_AFTER = 5.0  # seconds a task may wait in a non-final worker state before its job is checked
+
+_START = "swarmpy.worker.jobs.start_task"
+_STOP = "swarmpy.worker.jobs.stop_task"
+_REMOVE = "swarmpy.worker.jobs.remove_container"
+_IN_PROGRESS = (TaskState.ASSIGNED, TaskState.PREPARING, TaskState.STARTING)
+
+
+class JobQueues:
+    """rq queues of the nodes (jobs are JSON, never pickles from Redis)."""
+
+    def __init__(self, store, redis_url: str | None = None, connection: redis.Redis | None = None):
+        self.store = store
+        self.connection = connection or redis.Redis.from_url(redis_url)
+
+    def queue(self, name: str) -> Queue:
+        return Queue(name, connection=self.connection, serializer=JSONSerializer)
+
+    def job_status(self, job_id: str) -> tuple[str | None, str | None]:
+        try:
+            job = Job.fetch(job_id, connection=self.connection, serializer=JSONSerializer)
+        except NoSuchJobError:
+            return None, None
+        return job.get_status(refresh=False), job.worker_name
+
+    def enqueue(self, jobs: list[tuple[str, str, tuple, str]]) -> None:
+        """Enqueue (node id, function, args, job id) tuples in one round trip; a job
+        of the same id that is still around is replaced."""
+        if not jobs:
+            return
+        with self.connection.pipeline(transaction=False) as p:
+            for _, _, _, jid in jobs:
+                p.exists(Job.key_for(jid))
+            present = p.execute()
+        for (_, _, _, jid), exists in zip(jobs, present):
+            if exists:
+                try:
+                    Job.fetch(jid, connection=self.connection, serializer=JSONSerializer).delete()
+                except NoSuchJobError:
+                    pass
+        with self.connection.pipeline() as p:
+            for node_id, func, args, jid in jobs:
+                self.queue(self.store.queue_name(node_id)).enqueue_call(
+                    func, args=args, job_id=jid, timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL,
+                    failure_ttl=FAILURE_TTL, pipeline=p)
+            p.execute()
+
+    def enqueue_call(self, queue: str, func: str, args: tuple) -> None:
+        """A one-off job on a queue (a node's logs), not tied to a task."""
+        self.queue(queue).enqueue_call(func, args=args, timeout=24 * 3600, result_ttl=60, failure_ttl=600)
+
+    def call(self, func: str, args: tuple, timeout: float, queue: str | None = None):
+        """Run a job on any worker and wait for its result (node add's probe)."""
+        job = self.queue(queue or self.store.control_queue).enqueue_call(
+            func, args=args, timeout=int(timeout) + 5, result_ttl=60, failure_ttl=600)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status = job.get_status(refresh=True)
+            if status == JobStatus.FINISHED:
+                return job.return_value()
+            if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+                result = job.latest_result()
+                raise RuntimeError((result.exc_string or "job failed").strip().splitlines()[-1]
+                                   if result else "job failed")
+            time.sleep(0.05)
+        job.cancel()
+        raise TimeoutError("no worker answered in time (is `swarmpy worker` running?)")
+
+
+def job_id(action: str, task_id: str) -> str:
+    return f"{action}.{task_id}"
+
+
+class Dispatcher(Component):
+    name = "dispatcher"
+    full_pass_every = 5.0
+
+    def __init__(self, store, queues: JobQueues):
+        super().__init__(store)
+        self.queues = queues
+
+    def handle(self, events) -> None:
+        if any(e.get("kind") == "task" and e.get("action") in ("assign", "desired", "create") for _, e in events) \
+                or any(e.get("kind") == "container" for _, e in events):
+            self.dispatch_due()
+
+    def on_timer(self, now: float) -> None:
+        self.dispatch_due()
+
+    def dispatch_due(self) -> None:
+        now = time.time()
+        jobs = [(node_id, _REMOVE, (node_id, container_id), job_id("remove", container_id))
+                for node_id, container_id in self.store.take_container_removals()]
+        ids = self.store.due_dispatch(now)
+        tasks = self.store.get_tasks(ids) if ids else []
+        jobs += [job for job in map(self.job_for, tasks) if job]
+        self.queues.enqueue(jobs)
+        self.wake(self.store.next_dispatch_time())
+
+    @staticmethod
+    def job_for(task: Task) -> tuple[str, str, tuple, str] | None:
+        if task.node_id is None:
+            return None
+        if task.desired_state == DesiredState.SHUTDOWN:
+            if task.state in _IN_PROGRESS or task.state == TaskState.RUNNING:
+                return task.node_id, _STOP, (task.id,), job_id("stop", task.id)
+        elif task.state == TaskState.ASSIGNED:
+            return task.node_id, _START, (task.id,), job_id("start", task.id)
+        return None
+
+    def reconcile_all(self) -> None:
+        """The safety net: tasks whose job was lost get it again."""
+        self.dispatch_due()
+        now = time.time()
+        resend = []
+        for task in self.store.all_tasks():
+            if task.node_id is None or task.state.terminal:
+                continue
+            stopping = task.desired_state == DesiredState.SHUTDOWN
+            if not stopping and task.state not in _IN_PROGRESS:
+                continue
+            if now - task.updated_at < STUCK_AFTER or task.not_before > now:
+                continue
+            action = "stop" if stopping else "start"
+            status, worker = self.queues.job_status(job_id(action, task.id))
+            if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+                continue
+            if status == JobStatus.STARTED and worker and self.store.is_alive("worker", worker):
+                continue
+            resend.append(task)
+        for task in resend:
+            log.info("dispatcher: sending %s again (its job was lost)", task.display_name)
+        self.queues.enqueue([job for job in map(self.job_for, resend) if job])

@@ -1,0 +1,176 @@
+"""Node operations of the API: add, remove, promote, demote, logs.
+
+The manager never touches a host itself: what needs SSH or a Docker engine is
+a job for a worker (probing a host, starting a manager on it, reading logs),
+and the API waits for its answer.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+from swarmpy.manager.context import ManagerContext
+from swarmpy.model import Node, NodeStatus, Service, new_id
+from swarmpy.store import NotFound
+
+PROBE_TIMEOUT = 30.0
+PROMOTE_TIMEOUT = 60.0
+
+
+class NodeError(Exception):
+    def __init__(self, message: str, field: str | None = None, status: int = 400):
+        super().__init__(message)
+        self.field, self.status = field, status
+
+
+def _resolve(host: str) -> str:
+    try:
+        return socket.gethostbyname(host)
+    except OSError as e:
+        raise NodeError(f"cannot resolve {host}: {e.strerror or e}", field="ssh.host") from e
+
+
+def default_identity(ctx: ManagerContext) -> str | None:
+    key = ctx.state.ssh_dir / "id_ed25519"
+    return key.read_text() if key.exists() else None
+
+
+def add(ctx: ManagerContext, name: str, host: str, port: int, user: str, labels: dict, identity: str | None,
+        host_key: str | None, accept_host_key: bool) -> Node:
+    store = ctx.store
+    address = _resolve(host)
+    for n in store.list_nodes():
+        if n.hostname == name:
+            raise NodeError(f"a node named {name} exists already ({n.id})", field="name", status=409)
+        if n.ssh_user is not None and n.address == address and n.ssh_port == port:
+            raise NodeError(f"{address}:{port} is node {n.hostname} already", field="ssh.host", status=409)
+    node_id = new_id()
+    identity = identity or default_identity(ctx)
+    if identity:
+        store.set_node_identity(node_id, ctx.vault.encrypt(identity.encode()))
+    try:
+        result = ctx.queues.call("swarmpy.worker.probe.probe_node",
+                                 (node_id, address, port, user, host_key, accept_host_key), timeout=PROBE_TIMEOUT)
+    except (TimeoutError, RuntimeError) as e:
+        store.set_node_identity(node_id, None)
+        raise NodeError(f"cannot add node {name}: {e}", status=503) from e
+    if not result.get("ok"):
+        store.set_node_identity(node_id, None)
+        raise NodeError(f"cannot add node {name}: {result.get('error')}", field="ssh")
+    node = Node(id=node_id, hostname=name, address=address, ssh_user=user, ssh_port=port,
+                host_key=result["host_key"], labels={str(k): str(v) for k, v in labels.items()},
+                os=result["os"], architecture=result["architecture"], cpus=result["cpus"],
+                memory=result["memory"], engine_version=result["engine_version"],
+                engine_labels=result["engine_labels"], status=NodeStatus.UNKNOWN, created_at=time.time())
+    return store.put_node(node, None)
+
+
+def _manager_alive(ctx: ManagerContext, node: Node) -> bool:
+    return any(info.get("node_id") == node.id for info in ctx.store.alive("manager").values())
+
+
+def remove(ctx: ManagerContext, node: Node, force: bool) -> None:
+    if node.role == "manager" and _manager_alive(ctx, node):
+        raise NodeError(f"node {node.hostname} is a manager: demote it first", status=409)
+    if node.status == NodeStatus.READY and not force:
+        raise NodeError(f"node {node.hostname} is not down and can't be removed (use --force, or drain it first)",
+                        status=409)
+    ctx.store.delete_node(node.id)
+
+
+def promote(ctx: ManagerContext, node: Node) -> Node:
+    if node.ssh_user is None:
+        raise NodeError(f"node {node.hostname} is this machine's own engine: run `swarmpy manager` here instead")
+    if node.role == "manager" and _manager_alive(ctx, node):
+        return node
+    if node.status != NodeStatus.READY:
+        raise NodeError(f"node {node.hostname} is {node.status.value}: only a ready node can be promoted", status=409)
+    try:
+        result = ctx.queues.call("swarmpy.worker.hosts.start_manager", (node.id,), timeout=PROMOTE_TIMEOUT,
+                                 queue=ctx.store.queue_name(node.id))
+    except (TimeoutError, RuntimeError) as e:
+        raise NodeError(f"cannot promote {node.hostname}: {e}", status=503) from e
+    if not result.get("ok"):
+        raise NodeError(f"cannot promote {node.hostname}: {result.get('error')}")
+
+    def change(n: Node) -> None:
+        n.role, n.manager_addr = "manager", result.get("api_url")
+    node = ctx.store.update_node(node.id, change)
+    deadline = time.time() + 20
+    while time.time() < deadline and not _manager_alive(ctx, node):
+        time.sleep(0.2)
+    if not _manager_alive(ctx, node):
+        raise NodeError(f"the manager started on {node.hostname} did not report in within 20 s "
+                        f"(see {result.get('log', 'its log')})", status=503)
+    return node
+
+
+def demote(ctx: ManagerContext, node: Node) -> Node:
+    if node.role != "manager":
+        return node
+    if node.ssh_user is None:
+        raise NodeError(f"node {node.hostname} is this machine's own engine: stop its manager with `swarmpy leave`")
+    managers = [n for n in ctx.store.list_nodes() if n.role == "manager" and n.id != node.id]
+    if not managers:
+        raise NodeError(f"node {node.hostname} is the last manager: it cannot be demoted", status=409)
+    try:
+        result = ctx.queues.call("swarmpy.worker.hosts.stop_manager", (node.id,), timeout=PROMOTE_TIMEOUT,
+                                 queue=ctx.store.queue_name(node.id))
+    except (TimeoutError, RuntimeError) as e:
+        raise NodeError(f"cannot demote {node.hostname}: {e}", status=503) from e
+    if not result.get("ok"):
+        raise NodeError(f"cannot demote {node.hostname}: {result.get('error')}")
+
+    def change(n: Node) -> None:
+        n.role, n.manager_addr = "worker", None
+    return ctx.store.update_node(node.id, change)
+
+
+def set_lb(ctx: ManagerContext, node: Node, on: bool) -> None:
+    """A load balancer on a node that is not a manager (`node update --lb true`)."""
+    if node.ssh_user is None:
+        return
+    func = "swarmpy.worker.hosts.start_lb" if on else "swarmpy.worker.hosts.stop_lb"
+    try:
+        result = ctx.queues.call(func, (node.id,), timeout=PROMOTE_TIMEOUT, queue=ctx.store.queue_name(node.id))
+    except (TimeoutError, RuntimeError) as e:
+        raise NodeError(f"cannot {'start' if on else 'stop'} a load balancer on {node.hostname}: {e}",
+                        status=503) from e
+    if not result.get("ok"):
+        raise NodeError(f"load balancer on {node.hostname}: {result.get('error')}")
+
+
+def stream_logs(ctx: ManagerContext, service: Service, follow: bool, tail: str,
+                timestamps: bool) -> Iterator[str]:
+    """The service's logs from every task, each line prefixed `web.2@node3 |`.
+
+    One job per node reads its tasks' containers over that node's connection
+    and appends lines to a Redis stream this generator forwards."""
+    store = ctx.store
+    tasks = [t for t in store.tasks_of_service(service.id) if t.node_id and t.container_id]
+    by_node: dict[str, list[str]] = {}
+    for t in tasks:
+        by_node.setdefault(t.node_id, []).append(t.id)
+    request_id = uuid.uuid4().hex
+    for node_id, task_ids in by_node.items():
+        try:
+            store.get_node(node_id)
+        except NotFound:
+            continue
+        ctx.queues.enqueue_call(store.queue_name(node_id), "swarmpy.worker.logs.stream_node_logs",
+                                (request_id, node_id, task_ids, follow, tail, timestamps))
+    pending = set(by_node)
+    cursor = "0-0"
+    try:
+        while pending:
+            for entry_id, entry in store.read_log_lines(request_id, cursor, block_ms=1000):
+                cursor = entry_id
+                if entry.get("end"):
+                    pending.discard(entry["end"])
+                else:
+                    yield entry["line"]
+    finally:
+        store.stop_log_request(request_id)

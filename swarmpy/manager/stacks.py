@@ -1,0 +1,177 @@
+"""Deploying a stack: check it, work out which services change, and how.
+
+Pure logic over the stack the client sent and the services the cluster has;
+the API writes the result to the store in one transaction. A service whose
+spec did not change keeps its version (a redeploy of the same file changes
+nothing); one whose tasks' part changed gets a new `spec_version` (its tasks
+are replaced by a rolling update); one where only the service's own settings
+changed (replicas, update_config, ...) keeps its tasks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmpy.model import Service, ServiceSpec, StackSpec, new_id
+
+PORT_RANGE = (30000, 32767)  # Swarm's range for published ports the file leaves out
+MODES = ("replicated", "global", "replicated-job", "global-job")
+CONSTRAINT_FIELDS = ("node.id", "node.hostname", "node.role", "node.platform.os", "node.platform.arch")
+CONSTRAINT_PREFIXES = ("node.labels.", "engine.labels.")
+# deploy settings that belong to the service, not to its tasks: changing them keeps the tasks
+_SERVICE_ONLY = ("replicas", "max_concurrent", "update_config", "rollback_config", "labels", "endpoint_mode",
+                 "mode")
+
+
+class StackError(Exception):
+    """The stack cannot be deployed: `problems` are (field path, what is wrong)."""
+
+    def __init__(self, problems: list[tuple[str, str]], status: int = 400):
+        super().__init__("; ".join(f"{f}: {m}" for f, m in problems))
+        self.problems, self.status = problems, status
+
+
+@dataclass
+class StackPlan:
+    record: dict[str, Any]
+    changed: list[Service] = field(default_factory=list)
+    unchanged: list[Service] = field(default_factory=list)
+    removed: list[Service] = field(default_factory=list)
+    expected: dict[str, int] = field(default_factory=dict)  # service id -> version read
+
+
+def full_name(stack: str, service: str) -> str:
+    return f"{stack}_{service}"
+
+
+def task_part(spec: ServiceSpec) -> dict[str, Any]:
+    d = spec.to_dict()
+    for key in _SERVICE_ONLY:
+        d["deploy"].pop(key, None)
+    return d
+
+
+def check(stack: StackSpec) -> list[tuple[str, str]]:
+    """What the manager refuses even when the client's loader let it through."""
+    problems = []
+    if not stack.services:
+        problems.append(("services", "the stack has no services"))
+    for name, svc in stack.services.items():
+        at = f"services.{name}"
+        if not svc.image:
+            problems.append((f"{at}.image", "a service needs an image"))
+        d = svc.deploy
+        if d.mode not in MODES:
+            problems.append((f"{at}.deploy.mode", f"unknown mode {d.mode!r} (one of {', '.join(MODES)})"))
+        if d.replicas < 0:
+            problems.append((f"{at}.deploy.replicas", "must not be negative"))
+        if d.mode.startswith("global") and d.replicas not in (1, None):
+            problems.append((f"{at}.deploy.replicas", f"replicas can only be used with replicated mode (mode is {d.mode})"))
+        for i, c in enumerate(d.placement.constraints):
+            if c.field not in CONSTRAINT_FIELDS and not c.field.startswith(CONSTRAINT_PREFIXES):
+                problems.append((f"{at}.deploy.placement.constraints.{i}", f"unknown constraint field {c.field!r}"))
+            if c.operator not in ("==", "!="):
+                problems.append((f"{at}.deploy.placement.constraints.{i}", f"bad operator {c.operator!r} (== or !=)"))
+        for i, p in enumerate(svc.ports):
+            if not 1 <= p.target <= 65535 or (p.published is not None and not 1 <= p.published <= 65535):
+                problems.append((f"{at}.ports.{i}", "ports must be between 1 and 65535"))
+            if p.protocol not in ("tcp", "udp"):
+                problems.append((f"{at}.ports.{i}.protocol", f"unknown protocol {p.protocol!r}"))
+            if p.mode not in ("ingress", "host"):
+                problems.append((f"{at}.ports.{i}.mode", f"unknown mode {p.mode!r} (ingress or host)"))
+        if d.restart_policy.condition not in ("none", "on-failure", "any"):
+            problems.append((f"{at}.deploy.restart_policy.condition", f"unknown condition {d.restart_policy.condition!r}"))
+        for kind, refs in (("secrets", svc.secrets), ("configs", svc.configs)):
+            for ref in refs:
+                if ref.source not in getattr(stack, kind):
+                    problems.append((f"{at}.{kind}", f"{kind[:-1]} {ref.source!r} is not declared in the stack"))
+    return problems
+
+
+def assign_published_ports(stack_name: str, stack: StackSpec, existing: dict[str, Service],
+                           others: list[Service]) -> list[tuple[str, str]]:
+    """Ingress ports are cluster-wide: two services may not publish the same one.
+    Ports the file leaves out get one from 30000-32767, kept across redeploys."""
+    taken: dict[tuple[int, str], str] = {}
+    for s in others:
+        for p in s.spec.ports:
+            if p.mode == "ingress" and p.published:
+                taken[(p.published, p.protocol)] = s.name
+    problems = []
+    for name, svc in stack.services.items():
+        for i, p in enumerate(svc.ports):
+            if p.mode != "ingress" or p.published is None:
+                continue
+            owner = taken.get((p.published, p.protocol))
+            if owner and owner != full_name(stack_name, name):
+                problems.append((f"services.{name}.ports.{i}",
+                                 f"port {p.published}/{p.protocol} is already published by service {owner}; "
+                                 f"services {owner} and {full_name(stack_name, name)} cannot both publish it"))
+            taken[(p.published, p.protocol)] = full_name(stack_name, name)
+    for name, svc in stack.services.items():
+        before = existing.get(full_name(stack_name, name))
+        kept = {(p.target, p.protocol): p.published for p in (before.spec.ports if before else [])
+                if p.mode == "ingress" and p.published}
+        for p in svc.ports:
+            if p.mode == "ingress" and p.published is None:
+                reuse = kept.get((p.target, p.protocol))
+                if reuse and taken.get((reuse, p.protocol)) in (None, full_name(stack_name, name)):
+                    p.published = reuse
+                else:
+                    p.published = next(port for port in range(PORT_RANGE[0], PORT_RANGE[1] + 1)
+                                       if (port, p.protocol) not in taken)
+                taken[(p.published, p.protocol)] = full_name(stack_name, name)
+    return problems
+
+
+def plan_stack(name: str, stack: StackSpec, existing: list[Service], others: list[Service],
+               prune: bool, now: float | None = None) -> StackPlan:
+    now = now or time.time()
+    problems = check(stack)
+    by_name = {s.name: s for s in existing}
+    problems += assign_published_ports(name, stack, by_name, others)
+    if problems:
+        raise StackError(problems)
+    record = {"name": name, "networks": {k: v.to_dict() for k, v in stack.networks.items()},
+              "volumes": {k: v.to_dict() for k, v in stack.volumes.items()},
+              "secrets": {k: {**v.to_dict(), "data": None} for k, v in stack.secrets.items()},
+              "configs": {k: {**v.to_dict(), "data": None} for k, v in stack.configs.items()},
+              "updated_at": now}
+    plan = StackPlan(record=record)
+    for svc_name, spec in stack.services.items():
+        fname = full_name(name, svc_name)
+        before = by_name.get(fname)
+        if before is None:
+            plan.changed.append(Service(id=new_id(), stack=name, name=fname, spec=spec, created_at=now,
+                                        updated_at=now))
+            continue
+        if before.spec == spec:
+            plan.unchanged.append(before)
+            continue
+        plan.expected[before.id] = before.version
+        tasks_changed = task_part(before.spec) != task_part(spec)
+        plan.changed.append(before.copy(
+            spec=spec, version=before.version + 1, updated_at=now,
+            spec_version=before.spec_version + (1 if tasks_changed else 0),
+            previous_spec=before.spec if tasks_changed else before.previous_spec))
+    wanted = {full_name(name, s) for s in stack.services}
+    leftover = [s for s in existing if s.name not in wanted]
+    if prune:
+        plan.removed = leftover
+    else:
+        plan.unchanged += leftover
+    plan.record["services"] = sorted(s.id for s in plan.changed + plan.unchanged)
+    return plan
+
+
+def scale(service: Service, replicas: int) -> Service:
+    mode = service.spec.deploy.mode
+    if mode not in ("replicated", "replicated-job"):
+        raise StackError([("replicas", f"scale can only be used with replicated mode (service {service.name} "
+                                       f"is {mode})")])
+    if replicas < 0:
+        raise StackError([("replicas", "must not be negative")])
+    spec = service.spec.copy(deploy=service.spec.deploy.copy(replicas=replicas))
+    return service.copy(spec=spec, version=service.version + 1, updated_at=time.time())

@@ -1,0 +1,64 @@
+"""What the API shows of the cluster: summaries built from store records
+(service replicas as `running/desired`, ports, manager status of nodes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmpy.model import DesiredState, Node, Service, Task, TaskState
+
+
+def ports_text(service: Service) -> str:
+    return ", ".join(f"*:{p.published}->{p.target}/{p.protocol}" if p.mode == "ingress"
+                     else f"{p.published}:{p.target}/{p.protocol} (host)" for p in service.spec.ports if p.published)
+
+
+def replicas(service: Service, tasks: list[Task]) -> tuple[int, int, str]:
+    """(running, desired, text) as `docker service ls` shows them."""
+    mode = service.spec.deploy.mode
+    live = [t for t in tasks if t.desired_state != DesiredState.SHUTDOWN]
+    running = sum(1 for t in live if t.state == TaskState.RUNNING)
+    if mode == "replicated":
+        desired = service.spec.deploy.replicas
+        return running, desired, f"{running}/{desired}"
+    if mode == "global":
+        desired = len(live)
+        return running, desired, f"{running}/{desired}"
+    done = len({t.slot if t.slot is not None else t.node_id for t in tasks
+                if t.state == TaskState.COMPLETE and t.spec_version == service.spec_version})
+    total = service.spec.deploy.replicas if mode == "replicated-job" else len(
+        {t.node_id for t in tasks if t.spec_version == service.spec_version})
+    return running, total, f"{running}/{total} ({done}/{total} completed)"
+
+
+def service_summary(service: Service, tasks: list[Task], update: dict | None = None) -> dict[str, Any]:
+    running, desired, text = replicas(service, tasks)
+    return {
+        "id": service.id, "name": service.name, "stack": service.stack, "mode": service.spec.deploy.mode,
+        "replicas": text, "running": running, "desired": desired, "image": service.spec.image,
+        "ports": ports_text(service), "version": service.version, "spec_version": service.spec_version,
+        "update_status": update,
+    }
+
+
+def task_view(task: Task, nodes: dict[str, Node], image: str | None) -> dict[str, Any]:
+    node = nodes.get(task.node_id) if task.node_id else None
+    d = task.to_dict()
+    d.update(name=task.display_name, node=node.hostname if node else "", image=image or "")
+    return d
+
+
+def manager_status(node: Node, managers: dict[str, dict], leader: str | None) -> str:
+    """`docker node ls`'s MANAGER STATUS: Leader, Reachable, Unreachable, or empty."""
+    if node.role != "manager":
+        return ""
+    here = [mid for mid, info in managers.items() if info.get("node_id") == node.id]
+    if leader and leader in here:
+        return "Leader"
+    return "Reachable" if here else "Unreachable"
+
+
+def node_view(node: Node, managers: dict[str, dict], leader: str | None) -> dict[str, Any]:
+    d = node.to_dict()
+    d["manager_status"] = manager_status(node, managers, leader)
+    return d

@@ -1,0 +1,96 @@
+"""Where a machine's swarmpy state lives and what it says: the state dir.
+
+    <state dir>/cluster.json   redis URL, API address, advertise address, settings
+    <state dir>/token          the cluster token (API bearer token), mode 0600
+    <state dir>/cluster.key    the vault key, mode 0600
+    <state dir>/ssh/           the cluster's own SSH key (used when `node add` has no --identity)
+    <state dir>/run/           pid files and logs of the processes `swarmpy init` started
+    <state dir>/redis/         the embedded Redis (AOF), when swarmpy owns it
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+DEFAULT_STATE_DIR = Path(os.environ.get("SWARMPY_STATE_DIR", "/var/lib/swarmpy"))
+DEFAULT_API_PORT = 2378  # beside Swarm's 2377, so both can run on one machine
+DEFAULT_REDIS_PORT = 6380  # beside a system Redis on 6379
+
+
+@dataclass
+class ClusterConfig:
+    redis_url: str
+    api_url: str
+    advertise_addr: str = "127.0.0.1"
+    api_port: int = DEFAULT_API_PORT
+    embedded_redis: bool = False
+    heartbeat: float = 5.0  # seconds between engine pings of each node
+    workers: int = 8  # job processes per worker
+    extra: dict = field(default_factory=dict)
+
+
+class StateDir:
+    def __init__(self, path: Path | str | None = None):
+        self.path = Path(path) if path else DEFAULT_STATE_DIR
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "cluster.json"
+
+    @property
+    def token_file(self) -> Path:
+        return self.path / "token"
+
+    @property
+    def key_file(self) -> Path:
+        return self.path / "cluster.key"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path / "run"
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.path / "ssh"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.path / "redis"
+
+    def exists(self) -> bool:
+        return self.config_file.exists()
+
+    def load(self) -> ClusterConfig:
+        data = json.loads(self.config_file.read_text())
+        return ClusterConfig(**data)
+
+    def save(self, config: ClusterConfig) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path, 0o700)
+        self.config_file.write_text(json.dumps(asdict(config), indent=2) + "\n")
+        os.chmod(self.config_file, 0o600)  # the Redis URL carries its password
+
+    def token(self) -> str | None:
+        try:
+            return self.token_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def create_token(self) -> str:
+        token = self.token()
+        if token:
+            return token
+        token = "SWMTKN-" + secrets.token_urlsafe(32)
+        self.write_secret_file(self.token_file, token + "\n")
+        return token
+
+    @staticmethod
+    def write_secret_file(path: Path, content: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(content)

@@ -1,0 +1,72 @@
+"""What a worker process holds for its jobs: the store, the vault and one
+Docker client per node. Jobs run in this process (no fork per job), so
+connections are opened once and reused."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import docker
+
+from swarmpy.model import Node
+from swarmpy.settings import StateDir
+from swarmpy.store import Store
+from swarmpy.vault import Vault, VaultError
+from swarmpy.worker.engine import Engines, local_docker_client
+
+LOCAL_SOCKET = os.environ.get("SWARMPY_LOCAL_DOCKER", "/var/run/docker.sock")
+
+
+@dataclass
+class WorkerContext:
+    store: Store
+    vault: Vault | None
+    engines: Engines
+    hostname: str
+    state: StateDir | None = None  # this machine's state dir (promotion copies from it)
+
+    @classmethod
+    def create(cls, store: Store, vault: Vault | None, state: StateDir | None = None) -> "WorkerContext":
+        ctx = cls(store=store, vault=vault, engines=None, hostname=socket.gethostname(),  # type: ignore[arg-type]
+                  state=state)
+        ctx.engines = Engines(ctx.identity_of)
+        return ctx
+
+    def identity_of(self, node: Node) -> str | None:
+        token = self.store.node_identity(node.id)
+        if token is None:
+            return None
+        if self.vault is None:
+            raise VaultError("no cluster key on this machine: cannot read node identities")
+        return self.vault.decrypt(token).decode()
+
+    def source_engine(self) -> docker.DockerClient | None:
+        """This machine's own engine, where images are sent from."""
+        if not os.path.exists(LOCAL_SOCKET):
+            return None
+        return local_docker_client(LOCAL_SOCKET)
+
+    def can_reach(self, node: Node) -> bool:
+        """A node on a unix socket is reachable only from the machine it is on."""
+        return node.ssh_user is not None or node.machine == self.hostname
+
+
+_current: WorkerContext | None = None
+
+
+def set_current(ctx: WorkerContext) -> None:
+    global _current
+    _current = ctx
+
+
+def current() -> WorkerContext:
+    """The process's context; made from the default state dir when a job runs first."""
+    global _current
+    if _current is None:
+        state = StateDir()
+        config = state.load()
+        vault = Vault.from_file(state.key_file) if state.key_file.exists() else None
+        _current = WorkerContext.create(Store.from_url(config.redis_url), vault, state)
+    return _current

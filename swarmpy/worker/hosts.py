@@ -1,0 +1,134 @@
+"""Starting and stopping swarmpy's own processes on a node over SSH: a manager
+(with its worker) when the node is promoted, a load balancer when asked.
+
+The node gets a state dir of its own (`/var/lib/swarmpy/node-<id>`, so that
+hosts sharing a filesystem, like the lab's, never step on each other) with
+the cluster's config pointed at the same Redis, its token and its key,
+written over SFTP with mode 0600 and never put on a command line.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import asdict
+from urllib.parse import urlparse
+
+from swarmpy.model import Node
+from swarmpy.worker.context import current
+from swarmpy.worker.engine import EngineError, SSHTarget, run_command, ssh_connect, write_files
+
+REMOTE_ROOT = "/var/lib/swarmpy"
+
+
+def remote_state_dir(node: Node) -> str:
+    return f"{REMOTE_ROOT}/node-{node.id}"
+
+
+def _session(node: Node):
+    ctx = current()
+    target = SSHTarget(node.address, node.ssh_port, node.ssh_user or "root", node.host_key, ctx.identity_of(node))
+    session, _ = ssh_connect(target)
+    return session
+
+
+def _start(session, state_dir: str, name: str, args: str) -> tuple[int, str, str]:
+    log, pid = f"{state_dir}/run/{name}.log", f"{state_dir}/run/{name}.pid"
+    command = (f"mkdir -p {state_dir}/run && "
+               f"if [ -f {pid} ] && kill -0 $(cat {pid}) 2>/dev/null; then echo already; exit 0; fi; "
+               f"command -v swarmpy >/dev/null || {{ echo 'swarmpy is not installed on this host' >&2; exit 3; }}; "
+               f"setsid nohup swarmpy {args} --state-dir {state_dir} >{log} 2>&1 < /dev/null & echo $! > {pid}")
+    return run_command(session, command)
+
+
+def _stop(session, state_dir: str, name: str) -> None:
+    pid = f"{state_dir}/run/{name}.pid"
+    run_command(session, f"if [ -f {pid} ]; then p=$(cat {pid}); kill $p 2>/dev/null; "
+                         f"for i in $(seq 50); do kill -0 $p 2>/dev/null || break; sleep 0.2; done; "
+                         f"kill -9 $p 2>/dev/null; rm -f {pid}; fi", timeout=20)
+
+
+def _write_state(session, node: Node, state_dir: str, with_api: bool) -> dict:
+    ctx = current()
+    if ctx.state is None or not ctx.state.exists():
+        raise EngineError("this worker has no state dir to copy the cluster's settings from", transient=False)
+    config = ctx.state.load()
+    redis_host = urlparse(config.redis_url).hostname
+    if redis_host in ("127.0.0.1", "localhost", "::1"):
+        raise EngineError(f"the cluster's Redis listens on {redis_host}, which {node.hostname} cannot reach: "
+                          "start the cluster with --advertise-addr (or --redis URL) reachable from the nodes",
+                          transient=False)
+    remote = asdict(config)
+    remote.update(advertise_addr=node.address, embedded_redis=False,
+                  api_url=f"http://{node.address}:{config.api_port}" if with_api else config.api_url)
+    files = {f"{state_dir}/cluster.json": (json.dumps(remote, indent=2).encode(), 0o600),
+             f"{state_dir}/token": (ctx.state.token_file.read_bytes(), 0o600),
+             f"{state_dir}/cluster.key": (ctx.state.key_file.read_bytes(), 0o600)}
+    own_key = ctx.state.ssh_dir / "id_ed25519"
+    if own_key.exists():
+        files[f"{state_dir}/ssh/id_ed25519"] = (own_key.read_bytes(), 0o600)
+    write_files(session, files)
+    return remote
+
+
+def start_manager(node_id: str) -> dict:
+    node = current().store.get_node(node_id)
+    state_dir = remote_state_dir(node)
+    try:
+        session = _session(node)
+        try:
+            remote = _write_state(session, node, state_dir, with_api=True)
+            for name, args in (("manager", f"manager --node-id {shlex.quote(node.id)}"), ("worker", "worker")):
+                code, _, err = _start(session, state_dir, name, args)
+                if code != 0:
+                    return {"ok": False, "error": err.strip() or f"starting swarmpy {name} failed ({code})"}
+        finally:
+            session.close()
+    except EngineError as e:
+        return {"ok": False, "error": str(e)}
+    return {"ok": True, "api_url": remote["api_url"], "log": f"{state_dir}/run/manager.log"}
+
+
+def stop_manager(node_id: str) -> dict:
+    node = current().store.get_node(node_id)
+    state_dir = remote_state_dir(node)
+    try:
+        session = _session(node)
+        try:
+            for name in ("manager", "worker"):
+                _stop(session, state_dir, name)
+        finally:
+            session.close()
+    except EngineError as e:
+        return {"ok": False, "error": str(e)}
+    return {"ok": True}
+
+
+def start_lb(node_id: str) -> dict:
+    node = current().store.get_node(node_id)
+    state_dir = remote_state_dir(node)
+    try:
+        session = _session(node)
+        try:
+            _write_state(session, node, state_dir, with_api=False)
+            code, _, err = _start(session, state_dir, "lb", f"lb --node-id {shlex.quote(node.id)}")
+            if code != 0:
+                return {"ok": False, "error": err.strip() or f"starting swarmpy lb failed ({code})"}
+        finally:
+            session.close()
+    except EngineError as e:
+        return {"ok": False, "error": str(e)}
+    return {"ok": True}
+
+
+def stop_lb(node_id: str) -> dict:
+    node = current().store.get_node(node_id)
+    try:
+        session = _session(node)
+        try:
+            _stop(session, remote_state_dir(node), "lb")
+        finally:
+            session.close()
+    except EngineError as e:
+        return {"ok": False, "error": str(e)}
+    return {"ok": True}

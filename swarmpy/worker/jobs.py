@@ -1,0 +1,212 @@
+"""rq job functions: carry out one task action on one node.
+
+Every step is idempotent: a retried job finds the task's container by its
+label and carries on from where the last attempt stopped. Transient faults
+(the host or its engine unreachable, engine 5xx) are retried here with
+backoff; an error that retrying cannot fix rejects or fails the task with the
+error, so a task is never left stuck.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+
+from docker.errors import APIError, DockerException, NotFound
+from requests.exceptions import ConnectionError as HTTPConnectionError, ReadTimeout
+
+from swarmpy.model import DesiredState, FileReference, Node, Service, Task, TaskState
+from swarmpy.store import NotFound as RecordNotFound
+from swarmpy.worker import containers, images
+from swarmpy.worker.context import current
+from swarmpy.worker.engine import EngineError
+
+log = logging.getLogger(__name__)
+
+BACKOFF = (0.5, 1.0, 2.0)  # seconds before each retry of a transient fault
+
+
+class Transient(Exception):
+    pass
+
+
+def _transient(error: Exception) -> bool:
+    if isinstance(error, EngineError):
+        return error.transient
+    if isinstance(error, (HTTPConnectionError, ReadTimeout, ConnectionError, OSError)):
+        return True
+    if isinstance(error, APIError):
+        return error.status_code is None or error.status_code >= 500 and "No such" not in str(error)
+    return isinstance(error, DockerException)
+
+
+def _explain(error: Exception) -> str:
+    text = getattr(error, "explanation", None) or str(error) or type(error).__name__
+    return str(text).strip().splitlines()[0][:300]
+
+
+def _with_retries(task_id: str, node_id: str, action):
+    """Run `action()`, retrying transient faults; the last fault is raised."""
+    ctx = current()
+    for attempt, pause in enumerate((*BACKOFF, None)):
+        try:
+            return action()
+        except Exception as e:
+            if not _transient(e) or pause is None:
+                raise
+            log.info("task %s: %s; retrying in %.1fs", task_id, _explain(e), pause)
+            ctx.engines.drop(node_id)
+            time.sleep(pause)
+
+
+def find_containers(client, task_id: str) -> list[dict]:
+    return client.api.containers(all=True, filters={"label": f"{containers.LABEL_TASK}={task_id}"})
+
+
+def _load(task_id: str) -> tuple[Task, Node] | None:
+    store = current().store
+    try:
+        task = store.get_task(task_id)
+        node = store.get_node(task.node_id) if task.node_id else None
+    except RecordNotFound:
+        return None
+    return (task, node) if node else None
+
+
+def start_task(task_id: str) -> str:
+    loaded = _load(task_id)
+    if loaded is None:
+        return "gone"
+    task, node = loaded
+    store = current().store
+    if task.desired_state == DesiredState.SHUTDOWN:
+        if task.state.rank < TaskState.PREPARING.rank:
+            store.update_task_status(task_id, TaskState.SHUTDOWN, message="shut down before it started")
+        return "not wanted"
+    if task.state.rank >= TaskState.RUNNING.rank:
+        return "already " + task.state.value
+    try:
+        service = store.get_service(task.service_id)
+    except RecordNotFound:
+        store.update_task_status(task_id, TaskState.SHUTDOWN, message="service removed")
+        return "service removed"
+    try:
+        return _with_retries(task_id, node.id, lambda: _start(task, service, node))
+    except images.ImageUnavailable as e:
+        store.update_task_status(task_id, TaskState.REJECTED, message="rejected", error=str(e))
+        return "rejected"
+    except Exception as e:
+        rejected = isinstance(e, APIError) and not _transient(e)
+        state = TaskState.REJECTED if rejected else TaskState.FAILED
+        store.update_task_status(task_id, state, message="starting container failed",
+                                 error=f"starting container failed: {_explain(e)}")
+        return state.value
+
+
+def _start(task: Task, service: Service, node: Node) -> str:
+    ctx = current()
+    store = ctx.store
+    client = ctx.engines.client(node)
+    store.update_task_status(task.id, TaskState.PREPARING, message="preparing")
+    existing = find_containers(client, task.id)
+    if existing:
+        container_id = existing[0]["Id"]
+        running = existing[0]["State"] == "running"
+    else:
+        images.ensure_image(store, node.id, client, ctx.source_engine() if node.ssh_user else None,
+                            service.spec.image)
+        plan = containers.container_plan(task, service, node, store.get_stack(service.stack),
+                                         _files(service))
+        host_config = client.api.create_host_config(**plan.host_config)
+        try:
+            created = client.api.create_container(plan.image, name=plan.name, host_config=host_config,
+                                                  **plan.create)
+            container_id = created["Id"]
+        except APIError as e:
+            if e.status_code != 409:
+                raise
+            container_id = find_containers(client, task.id)[0]["Id"]  # a retry raced us
+        if plan.files:
+            client.api.put_archive(container_id, "/", containers.files_archive(plan.files))
+        running = False
+    store.update_task_status(task.id, TaskState.STARTING, message="starting", container_id=container_id)
+    if not running:
+        client.api.start(container_id)
+    info = client.api.inspect_container(container_id)
+    state = info["State"]
+    if not state.get("Running"):
+        code = state.get("ExitCode")
+        final = TaskState.COMPLETE if code == 0 else TaskState.FAILED
+        store.update_task_status(task.id, final, message="finished" if code == 0 else "failed",
+                                 exit_code=code, error="" if code == 0 else f"task: non-zero exit ({code})")
+        return final.value
+    health = (state.get("Health") or {}).get("Status")
+    endpoints = containers.endpoints_from_inspect(service.spec, node.address, info)
+    store.update_task_status(task.id, TaskState.RUNNING, message="started", container_id=container_id,
+                             endpoints=endpoints, health=health)
+    return "running"
+
+
+def _files(service: Service) -> list[tuple[str, bytes, FileReference]]:
+    """Secrets (decrypted) and configs the service uses, with their target paths."""
+    ctx = current()
+    files = []
+    for kind, refs in (("secret", service.spec.secrets), ("config", service.spec.configs)):
+        for ref in refs:
+            name = ctx.store.resolve_object_name(kind, service.stack, ref.source)
+            data = ctx.store.object_data(kind, name)
+            if data is None:
+                raise RuntimeError(f"{kind} not found: {ref.source}")
+            raw = ctx.vault.decrypt(data) if kind == "secret" else base64.b64decode(data)
+            target = ref.target
+            if kind == "secret" and not target.startswith("/"):
+                target = f"/run/secrets/{target}"
+            files.append((target, raw, ref))
+    return files
+
+
+def stop_task(task_id: str) -> str:
+    loaded = _load(task_id)
+    if loaded is None:
+        return "gone"
+    task, node = loaded
+    store = current().store
+    try:
+        service = store.get_service(task.service_id)
+    except RecordNotFound:
+        service = None
+    grace = service.spec.stop_grace_period if service else 10.0
+
+    def stop():
+        client = current().engines.client(node)
+        for c in find_containers(client, task_id):
+            if c["State"] in ("running", "restarting", "paused"):
+                client.api.stop(c["Id"], timeout=int(round(grace)))
+            if service is None:
+                client.api.remove_container(c["Id"], v=True, force=True)
+
+    try:
+        _with_retries(task_id, node.id, stop)
+    except Exception as e:
+        log.warning("task %s: stop failed: %s", task_id, _explain(e))
+        raise  # the dispatcher sends it again; the watcher cleans up when the node returns
+    store.update_task_status(task_id, TaskState.SHUTDOWN, message="shutdown")
+    return "shutdown"
+
+
+def remove_container(node_id: str, container_id: str) -> str:
+    ctx = current()
+    try:
+        node = ctx.store.get_node(node_id)
+    except RecordNotFound:
+        return "node gone"
+
+    def remove():
+        try:
+            ctx.engines.client(node).api.remove_container(container_id, v=True, force=True)
+        except NotFound:
+            pass
+
+    _with_retries(container_id, node_id, remove)
+    return "removed"
