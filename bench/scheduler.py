@@ -124,7 +124,7 @@ def build(nodes: int = 1000, services: int = 100, tasks: int = 10000, seed: int 
         for node in rng.sample(eligible, per_global):
             pending.append(_task(f"{service.id}.{node.id}", service, None, node.id, TaskState.PENDING))
     replicated = [s for s in service_list if s.spec.deploy.mode != "global"]
-    left = tasks - len(pending)
+    left = max(tasks - len(pending), 0)
     for n, service in enumerate(replicated):
         replicas = left // len(replicated) + (n < left % len(replicated))
         for slot in range(1, replicas + 1):
@@ -146,9 +146,8 @@ def run(nodes: int = 1000, services: int = 100, tasks: int = 10000, seed: int = 
     started = time.perf_counter()
     plan = place(pending, by_id, node_list, assigned)
     seconds = time.perf_counter() - started
+    _check(plan, pending, node_list)
     placed = len(plan.assignments)
-    if placed + len(plan.failures) != len(pending) or placed < 0.9 * len(pending):
-        raise RuntimeError(f"wrong plan: {placed} placed, {len(plan.failures)} failed of {len(pending)}")
     return {
         "nodes": nodes,
         "services": services,
@@ -157,14 +156,22 @@ def run(nodes: int = 1000, services: int = 100, tasks: int = 10000, seed: int = 
         "failed": len(plan.failures),
         "seconds": seconds,
         "placements_per_s": placed / seconds,
-        "us_per_placement": seconds / placed * 1e6,
+        "us_per_placement": seconds / placed * 1e6 if placed else float("nan"),
     }
+
+
+def _check(plan, pending: list[Task], nodes: list[Node]) -> None:
+    """Stop on a wrong plan (correctness itself is the unit tests' business)."""
+    usable = {n.id for n in nodes if n.status is NodeStatus.READY and n.availability is Availability.ACTIVE}
+    decided = set(plan.assignments) | set(plan.failures)
+    if decided != {t.id for t in pending} or not set(plan.assignments.values()) <= usable:
+        raise RuntimeError("the scheduler's plan is wrong: a task left out or placed on an unusable node")
 
 
 def main() -> None:
     print(f"{'nodes':>6} {'tasks':>7} {'placed':>7} {'failed':>6} {'seconds':>8} {'placements/s':>13} {'µs/placement':>13}")
     for nodes in (100, 1000, 5000):
-        best = min((run(nodes=nodes, seed=seed) for seed in range(3)), key=lambda r: r["us_per_placement"])
+        best = min((run(nodes=nodes) for _ in range(3)), key=lambda r: r["seconds"])  # best of 3: least noise
         print(
             f"{best['nodes']:>6} {best['tasks']:>7} {best['placed']:>7} {best['failed']:>6} "
             f"{best['seconds']:>8.3f} {best['placements_per_s']:>13,.0f} {best['us_per_placement']:>13.1f}"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Hashable, Sequence
 
 from swarmpy.model import Constraint, Node, Platform
 
@@ -33,8 +34,8 @@ def _label_accessor(field: str) -> Accessor | None:
         if lowered.startswith(prefix) and len(field) > len(prefix):
             key = field[len(prefix) :]  # the label key itself is case-sensitive
             if prefix == "node.labels.":
-                return lambda node: node.labels.get(key, "")
-            return lambda node: node.engine_labels.get(key, "")
+                return lambda node: node.labels.get(key) or ""
+            return lambda node: node.engine_labels.get(key) or ""
     return None
 
 
@@ -110,14 +111,17 @@ class NodeIndex:
         self._folded: dict[str, dict[str, frozenset[int]]] = {}
         self._platforms: dict[tuple[str, str], frozenset[int]] | None = None
 
+    def _grouped(self, key: Callable[[Node], Hashable]) -> dict:
+        """Key -> the ranks of the nodes having it. Sorting ranks by key and grouping
+        runs at C speed; a Python loop over the nodes does not."""
+        keys = list(map(key, self.nodes))
+        by_key = sorted(range(len(keys)), key=keys.__getitem__)
+        return {k: frozenset(ranks) for k, ranks in itertools.groupby(by_key, key=keys.__getitem__)}
+
     def groups(self, field: str) -> dict[str, frozenset[int]]:
         """Exact value -> the nodes having it ("" for a missing label), for a known field."""
         if field not in self._groups:
-            read = accessor(field)
-            groups: dict[str, set[int]] = {}
-            for rank, value in enumerate(map(read, self.nodes)):
-                groups.setdefault(value, set()).add(rank)
-            self._groups[field] = {value: frozenset(ranks) for value, ranks in groups.items()}
+            self._groups[field] = self._grouped(accessor(field))
         return self._groups[field]
 
     def _folded_groups(self, field: str) -> dict[str, frozenset[int]]:
@@ -125,7 +129,8 @@ class NodeIndex:
         if field not in self._folded:
             folded: dict[str, frozenset[int]] = {}
             for value, ranks in self.groups(field).items():
-                folded[value.lower()] = folded.get(value.lower(), frozenset()) | ranks
+                value = value.lower()
+                folded[value] = folded[value] | ranks if value in folded else ranks
             self._folded[field] = folded
         return self._folded[field]
 
@@ -148,10 +153,7 @@ class NodeIndex:
             ranks = self._select(constraint, ranks)
         if platforms:
             if self._platforms is None:
-                kinds: dict[tuple[str, str], set[int]] = {}
-                for rank, node in enumerate(self.nodes):
-                    kinds.setdefault((node.os, node.architecture), set()).add(rank)
-                self._platforms = {kind: frozenset(group) for kind, group in kinds.items()}
+                self._platforms = self._grouped(lambda node: (node.os or "", node.architecture or ""))
             for group in self._platforms.values():
                 if not platform_matches(platforms, self.nodes[next(iter(group))]):
                     ranks -= group

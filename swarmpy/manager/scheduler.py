@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from swarmpy.manager.constraints import (
     NodeIndex,
@@ -175,7 +176,7 @@ class _Cluster:
         self.services = services
         self.nodes: list[Node] = []
         self.index: dict[str, int] = {}  # node id -> rank, the last tie-breaker
-        for node in sorted(nodes, key=lambda n: (n.hostname, n.id)):
+        for node in sorted(nodes, key=attrgetter("hostname", "id")):
             if node.id not in self.index:
                 self.index[node.id] = len(self.nodes)
                 self.nodes.append(node)
@@ -189,25 +190,25 @@ class _Cluster:
         self.memory_free = [n.memory for n in self.nodes]
         self.ports_used: dict[int, set[tuple[str, int]]] = {}
         self.by_service: dict[str, dict[int, int]] = {}  # service id -> rank -> active tasks
-        self._demands: dict[tuple[str, int], _Demand] = {}
+        self._demands: dict[tuple[str, int], _Demand] = {}  # by (service id, spec version)
         self._feasible: dict[tuple, frozenset[int]] = {}
         self._partitions: dict[tuple, Partition] = {}
         for task in assigned:
             self._load(task)
 
     def demand(self, task: Task) -> _Demand:
-        service = self.services[task.service_id]
-        spec = _spec_of(task, service)
-        key = (task.service_id, id(spec))
-        if key not in self._demands:
-            self._demands[key] = _Demand.of(task.service_id, spec)
-        return self._demands[key]
+        key = (task.service_id, task.spec_version)
+        demand = self._demands.get(key)
+        if demand is None:
+            spec = _spec_of(task, self.services[task.service_id])
+            demand = self._demands[key] = _Demand.of(task.service_id, spec)
+        return demand
 
     def _load(self, task: Task) -> None:
-        rank = self.index.get(task.node_id) if task.node_id else None
+        rank = self.index.get(task.node_id)
         if rank is None or task.state.terminal:
             return
-        ports = {(e.protocol, e.port) for e in task.endpoints if e.mode == "host"}
+        ports = task.endpoints and {(e.protocol, e.port) for e in task.endpoints if e.mode == "host"}
         if task.service_id in self.services:
             demand = self.demand(task)
             self.cpu_free[rank] -= demand.cpu
@@ -258,10 +259,21 @@ class _Cluster:
         return failure
 
     def tally_failures(self, demand: _Demand, counts: dict[int, int]) -> dict[int, int]:
-        """How many nodes fail each filter: the material of a "no suitable node" message."""
-        tally: dict[int, int] = {}
-        for rank in range(len(self.nodes)):
-            failure = self.first_failure(demand, counts, rank)
+        """How many nodes fail each filter first, in Swarm's order: the material of a
+        "no suitable node" message. Set arithmetic on the static filters; a Python
+        test per node only where load decides."""
+        tally = {READY: len(self.nodes) - len(self.ready_ranks)}
+        left = self.ready_ranks
+        if demand.cpu or demand.memory:
+            short = frozenset(r for r in left if self.dynamic_failure(demand, counts, r) == RESOURCES)
+            tally[RESOURCES] = len(short)
+            left -= short
+        constrained = left & self.node_index.matching(demand.constraints, ())
+        tally[CONSTRAINTS] = len(left) - len(constrained)
+        supported = constrained & self.node_index.matching((), demand.platforms)
+        tally[PLATFORM] = len(constrained) - len(supported)
+        for rank in supported:
+            failure = self.dynamic_failure(demand, counts, rank)  # ports or max replicas by now
             if failure is not None:
                 tally[failure] = tally.get(failure, 0) + 1
         return tally

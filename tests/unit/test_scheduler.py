@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from swarmpy.manager.constraints import constraints_match, platform_matches, spread_supported
-from swarmpy.manager.scheduler import Plan, place
+from swarmpy.manager.scheduler import Plan, explain, no_suitable_node, place
 from swarmpy.model import (
     Availability,
     Constraint,
@@ -448,6 +448,13 @@ def test_global_tasks_that_do_not_fit_their_node_say_why():
     }
 
 
+def test_a_global_task_gets_the_first_reason_in_swarms_order():
+    nodes = [node("tiny", cpus=0.5, zone="b")]
+    agent = service("agent", mode="global", cpus=1, constraints=["node.labels.zone==a"])
+    plan = schedule([global_task(agent, "id-tiny")], [agent], nodes)
+    assert plan.failures == {"agent.id-tiny": "insufficient resources on 1 node"}  # resources before constraints
+
+
 def test_global_tasks_checked_against_constraints_and_ports():
     nodes = [node("a", zone="a"), node("b", zone="b")]
     agent = service("agent", mode="global", constraints=["node.labels.zone==a"],
@@ -576,16 +583,26 @@ def _reference(tasks, services, nodes, assigned) -> Plan:
         memory[node_id] -= task_memory
         ports[node_id] |= task_ports
 
-    def fits(task, n):
+    def first_failure(task, n):
+        """The index of the first filter the node fails, in SwarmKit's order, or None."""
         task_cpu, task_memory, task_ports, spec = demand(task)
         placement = spec.deploy.placement
-        return (n.status is NodeStatus.READY and n.availability is Availability.ACTIVE
-                and not ((task_cpu or task_memory) and (task_cpu > cpu[n.id] or task_memory > memory[n.id]))
-                and constraints_match(placement.constraints, n)
-                and platform_matches(placement.platforms, n)
-                and not (task_ports & ports[n.id])
-                and not (placement.max_replicas_per_node
-                         and per_service[task.service_id, n.id] >= placement.max_replicas_per_node))
+        passes = [
+            n.status is NodeStatus.READY and n.availability is Availability.ACTIVE,
+            not ((task_cpu or task_memory) and (task_cpu > cpu[n.id] or task_memory > memory[n.id])),
+            constraints_match(placement.constraints, n),
+            platform_matches(placement.platforms, n),
+            not (task_ports & ports[n.id]),
+            not (placement.max_replicas_per_node
+                 and per_service[task.service_id, n.id] >= placement.max_replicas_per_node),
+        ]
+        return passes.index(False) if False in passes else None
+
+    def fits(task, n):
+        return first_failure(task, n) is None
+
+    def tally(task, candidates):
+        return Counter(f for f in (first_failure(task, n) for n in candidates) if f is not None)
 
     for task in assigned:
         take(task, task.node_id)
@@ -598,7 +615,7 @@ def _reference(tasks, services, nodes, assigned) -> Plan:
                 take(task, n.id)
                 plan.assignments[task.id] = n.id
             else:
-                plan.failures[task.id] = "?"
+                plan.failures[task.id] = explain(tally(task, [n]))
             continue
         candidates = [n for n in nodes if fits(task, n)]
         spread = [p.spread for p in services[task.service_id].spec.deploy.placement.preferences]
@@ -612,7 +629,7 @@ def _reference(tasks, services, nodes, assigned) -> Plan:
             best = min({group(n) for n in candidates}, key=lambda path: (tasks_in(path), path), default=None)
             candidates = [n for n in candidates if group(n) == best]
         if not candidates:
-            plan.failures[task.id] = "?"
+            plan.failures[task.id] = no_suitable_node(tally(task, nodes))
             continue
         rank = {n.id: i for i, n in enumerate(nodes)}
         best = min(candidates, key=lambda n: (per_service[task.service_id, n.id], total[n.id], rank[n.id]))
@@ -627,7 +644,7 @@ def test_same_plan_as_the_obvious_algorithm(seed):
     plan = schedule(tasks, services, nodes, assigned)
     expected = _reference(tasks, services, nodes, assigned)
     assert plan.assignments == expected.assignments
-    assert set(plan.failures) == set(expected.failures)
+    assert plan.failures == expected.failures
 
 
 # -- hundreds of nodes ----------------------------------------------------------
