@@ -25,6 +25,8 @@ RANK_MASK = (1 << RANK_BITS) - 1
 
 
 class Partition:
+    """The feasible nodes of one class, in a shared heap per spread group."""
+
     def __init__(self, spread: tuple[str, ...], index: NodeIndex, feasible: frozenset[int], total: list[int]):
         self.depth = len(spread)
         self.feasible = feasible
@@ -46,7 +48,8 @@ class Partition:
             heap = [total[rank] << RANK_BITS | rank for rank in ranks]
             heapq.heapify(heap)
             self.heaps[path] = heap
-            self._paths.update(dict.fromkeys(ranks, path))
+            if self.depth:
+                self._paths.update(dict.fromkeys(ranks, path))
         self.sizes = {path: len(heap) for path, heap in self.heaps.items()}
         # The groups below each group, for the groups that hold a feasible node.
         self.children: dict[Path, set[Path]] = {}
@@ -56,6 +59,8 @@ class Partition:
 
     def path(self, rank: int) -> Path:
         """The node's group, feasible or not (its tasks count for the group all the same)."""
+        if not self.depth:
+            return ()
         path = self._paths.get(rank)
         if path is None:
             node = self._nodes[rank]
@@ -64,6 +69,8 @@ class Partition:
 
 
 class SpreadTree:
+    """One service's spread: the group with the fewest of its tasks, level by level."""
+
     def __init__(self, partition: Partition, counts: dict[int, int]):
         self.depth = partition.depth
         self.count: dict[Path, int] = {}  # tasks of the service in each group
