@@ -93,7 +93,7 @@ class Store:
     def __init__(self, connection: redis.Redis, prefix: str = DEFAULT_PREFIX):
         self.redis = connection
         self.prefix = prefix
-        self._cas = connection.register_script(_CAS_SCRIPT % EVENTS_MAXLEN)
+        self._cas_script = connection.register_script(_CAS_SCRIPT % EVENTS_MAXLEN)
         self._lease = connection.register_script(_LEASE_SCRIPT)
         self._release = connection.register_script(_RELEASE_SCRIPT)
         self._pop_due = connection.register_script(_POP_DUE_SCRIPT)
@@ -155,7 +155,7 @@ class Store:
             event = {"time": f"{time.time():.6f}", **event}
             for k, v in event.items():
                 args += [k, "" if v is None else str(v)]
-        return bool(self._cas(keys=[hash_key, self.events_key], args=args))
+        return bool(self._cas_script(keys=[hash_key, self.events_key], args=args))
 
     def _get_raw(self, hash_key: str, id: str) -> str | None:
         return self.redis.hget(hash_key, id)
@@ -441,17 +441,23 @@ class Store:
     def tasks_of_service(self, service_id: str) -> list[Task]:
         return self.get_tasks(self.task_ids_of_service(service_id))
 
+    def _tasks_by_index(self, index_keys: list[str]) -> list[list[Task]]:
+        """Tasks of several index sets (a service's, a node's) in two round trips."""
+        with self.redis.pipeline(transaction=False) as p:
+            for key in index_keys:
+                p.smembers(key)
+            id_sets = p.execute()
+        found = {t.id: t for t in self.get_tasks({i for ids in id_sets for i in ids})}
+        return [[found[i] for i in ids if i in found] for ids in id_sets]
+
     def tasks_of_services(self, service_ids: Iterable[str]) -> dict[str, list[Task]]:
         service_ids = list(service_ids)
-        with self.redis.pipeline(transaction=False) as p:
-            for sid in service_ids:
-                p.smembers(self.key("service", sid, "tasks"))
-            id_sets = p.execute()
-        tasks = self.get_tasks(i for ids in id_sets for i in ids)
-        grouped: dict[str, list[Task]] = {sid: [] for sid in service_ids}
-        for t in tasks:
-            grouped.setdefault(t.service_id, []).append(t)
-        return grouped
+        groups = self._tasks_by_index([self.key("service", sid, "tasks") for sid in service_ids])
+        return dict(zip(service_ids, groups))
+
+    def tasks_on_nodes(self, node_ids: Iterable[str]) -> list[Task]:
+        groups = self._tasks_by_index([self.key("node", nid, "tasks") for nid in node_ids])
+        return [t for g in groups for t in g]
 
     def tasks_of_node(self, node_id: str) -> list[Task]:
         return self.get_tasks(self.redis.smembers(self.key("node", node_id, "tasks")))

@@ -1,20 +1,158 @@
-"""Cluster-level commands: init, leave, and the long-running parts (manager, worker, lb)."""
+"""Cluster-level commands: `init`, `leave`, and the long-running parts
+(`manager`, `worker`, `lb`) that systemd units, the Vagrantfile and `init` run."""
+
+from __future__ import annotations
+
+import logging
+import time
 
 import click
 
-from swarmpy.cli.common import not_implemented
+from swarmpy import bootstrap
+from swarmpy.cli.common import console, fail, state_dir_option
+from swarmpy.client import Client, ClientError
+from swarmpy.settings import DEFAULT_API_PORT, StateDir
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
 @click.command("init")
-def init():
-    """Start a one-node cluster on this machine."""
-    not_implemented("init")
+@click.option("--redis", "redis_url", default=None, metavar="URL",
+              help="Use this Redis (redis://[:password@]host:port/db) instead of starting one.")
+@click.option("--advertise-addr", default="127.0.0.1", show_default=True, metavar="ADDR",
+              help="Address other hosts reach this manager (API, Redis) at.")
+@state_dir_option
+@click.option("--api-port", default=DEFAULT_API_PORT, show_default=True, type=int)
+@click.option("--heartbeat", default=5.0, show_default=True, type=float, help="Seconds between node heartbeats.")
+@click.option("--workers", default=8, show_default=True, type=int, help="Job processes of the worker.")
+@click.option("--lb/--no-lb", default=True, show_default=True, help="Run the load balancer (routing mesh).")
+def init(redis_url, advertise_addr, state_dir, api_port, heartbeat, workers, lb):
+    """Start a one-node cluster on this machine, in the background.
+
+    The local Docker engine is the first node (role manager). Without --redis,
+    swarmpy starts and owns a redis-server (AOF on, under the state dir).
+    """
+    state = StateDir(state_dir)
+    try:
+        config = bootstrap.init(state, redis_url, advertise_addr, api_port, heartbeat, workers, lb)
+    except bootstrap.BootstrapError as e:
+        fail(str(e))
+    client = Client(config.api_url.replace(advertise_addr, "127.0.0.1", 1), state.token())
+    deadline = time.time() + 60
+    node = None
+    while time.time() < deadline:
+        try:
+            nodes = client.nodes()
+            node = next((n for n in nodes if n["status"] == "ready"), None)
+            if node:
+                break
+        except ClientError:
+            pass
+        if not bootstrap.running(state).keys() >= {"manager", "worker"}:
+            break
+        time.sleep(0.2)
+    if node is None:
+        logs = "\n".join(f"--- {n}.log\n{bootstrap.log_tail(state, n)}" for n in ("manager", "worker"))
+        bootstrap.stop(state)
+        fail(f"the cluster did not come up within 60 s; see {state.run_dir}\n{logs}")
+    public_key = bootstrap.ensure_ssh_key(state)
+    console.print(f"Swarm initialized: current node ({node['id']}) is now a manager.\n")
+    console.print(f"API: {config.api_url}   (token in {state.token_file})")
+    console.print(f"Redis: {'embedded, under ' + str(state.redis_dir) if config.embedded_redis else 'external'}\n")
+    console.print("To add a host (Docker and sshd on it), authorize this cluster's key for root there:\n")
+    console.print(f"    {public_key}\n")
+    console.print("then run:\n\n    swarmpy node add NAME --ssh root@HOST --accept-host-key\n")
 
 
 @click.command("leave")
-def leave():
-    """Stop what `swarmpy init` started on this machine."""
-    not_implemented("leave")
+@state_dir_option
+@click.option("--remove-stacks", is_flag=True, help="Remove every stack (and its containers) first.")
+@click.option("--force", "-f", is_flag=True, help="Stop even if the stacks cannot be removed.")
+def leave(state_dir, remove_stacks, force):
+    """Stop what `swarmpy init` started on this machine (alias: down).
+
+    Containers of deployed stacks keep running unless --remove-stacks is given.
+    """
+    state = StateDir(state_dir)
+    if not state.exists():
+        fail(f"this machine is not in a cluster (no {state.config_file})")
+    if remove_stacks:
+        client = Client.from_env(None, str(state.path))
+        try:
+            stacks = [s["name"] for s in client.stacks()]
+            for name in stacks:
+                client.remove_stack(name)
+            deadline = time.time() + 120
+            while time.time() < deadline and any(client.tasks(stack=name) for name in stacks):
+                time.sleep(0.3)
+            console.print(f"Removed stacks: {', '.join(stacks) or '(none)'}")
+        except ClientError as e:
+            if not force:
+                fail(f"cannot remove the stacks: {e} (use --force to stop anyway)")
+    config = state.load()
+    stopped = bootstrap.stop(state)
+    if config.embedded_redis:
+        bootstrap.remove_state(state)
+    else:
+        for path in (state.config_file, state.token_file):
+            path.unlink(missing_ok=True)
+    console.print(f"Node left the cluster (stopped: {', '.join(stopped) or 'nothing was running'}).")
 
 
-commands = [init, leave]
+down = click.Command("down", callback=leave.callback, params=leave.params,
+                     help="Alias of `leave`: stop what `swarmpy init` started on this machine.")
+
+
+@click.command("manager")
+@state_dir_option
+@click.option("--node-id", default=None, help="The node this manager runs on (set by `node promote`).")
+@click.option("--listen", default="0.0.0.0", show_default=True, help="Address the API listens on.")
+@click.option("--port", default=None, type=int, help="API port (default: from the state dir).")
+@click.option("--lb/--no-lb", default=True, show_default=True, help="Also run the load balancer.")
+@click.option("--log-level", default="warning", show_default=True)
+def manager(state_dir, node_id, listen, port, lb, log_level):
+    """Run a manager in the foreground: API, and the control loops when it leads."""
+    from swarmpy.manager import server
+    _logging(log_level)
+    state = StateDir(state_dir)
+    if not state.exists():
+        fail(f"no cluster config in {state.path}: run `swarmpy init` first")
+    server.run(state, node_id=node_id, host=listen, port=port, lb=lb)
+
+
+@click.command("worker")
+@state_dir_option
+@click.option("--processes", default=None, type=int, help="Job processes (default: from the state dir).")
+@click.option("--local-node", is_flag=True, help="Register this machine's Docker engine as a node.")
+@click.option("--docker-socket", default="/var/run/docker.sock", show_default=True)
+@click.option("--log-level", default="warning", show_default=True)
+def worker(state_dir, processes, local_node, docker_socket, log_level):
+    """Run a worker in the foreground: job processes and node watchers."""
+    from swarmpy.worker import runner
+    _logging(log_level)
+    state = StateDir(state_dir)
+    if not state.exists():
+        fail(f"no cluster config in {state.path}: run `swarmpy init` first")
+    config = state.load()
+    local = {"socket_path": docker_socket, "address": config.advertise_addr} if local_node else None
+    runner.run(state, processes or config.workers, local)
+
+
+@click.command("lb")
+@state_dir_option
+@click.option("--node-id", default=None, help="The node this load balancer runs on.")
+@click.option("--log-level", default="warning", show_default=True)
+def lb(state_dir, node_id, log_level):
+    """Run a load balancer (the ingress routing mesh) in the foreground."""
+    from swarmpy.lb import server
+    _logging(log_level)
+    state = StateDir(state_dir)
+    if not state.exists():
+        fail(f"no cluster config in {state.path}: run `swarmpy init` first")
+    server.run(state, node_id=node_id)
+
+
+commands = [init, leave, down, manager, worker, lb]

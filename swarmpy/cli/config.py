@@ -1,16 +1,5 @@
 """`swarmpy config`: non-sensitive files given to services."""
 
-import click
+from swarmpy.cli.objects import object_group
 
-from swarmpy.cli.common import not_implemented
-
-
-@click.group("config")
-def group():
-    """Create, list, inspect and remove configs (files given to tasks)."""
-
-
-@group.command("ls")
-def ls():
-    """List configs."""
-    not_implemented("config ls")
+group = object_group("config", "Create, list, inspect and remove configs (files given to tasks).")

@@ -1,16 +1,6 @@
 """`swarmpy secret`: sensitive data given to services as files."""
 
-import click
+from swarmpy.cli.objects import object_group
 
-from swarmpy.cli.common import not_implemented
-
-
-@click.group("secret")
-def group():
-    """Create, list, inspect and remove secrets (stored encrypted, given to tasks as files)."""
-
-
-@group.command("ls")
-def ls():
-    """List secrets (never their content)."""
-    not_implemented("secret ls")
+group = object_group("secret", "Create, list, inspect and remove secrets (stored encrypted, given to tasks "
+                               "as files under /run/secrets).")

@@ -1,8 +1,19 @@
 """`swarmpy service`: inspect and change services."""
 
+from __future__ import annotations
+
 import click
 
-from swarmpy.cli.common import not_implemented
+from swarmpy.cli.common import (TASK_COLUMNS, console, fail, format_option, print_json, print_table, task_rows,
+                                with_client)
+from swarmpy.cli.progress import wait_converged
+
+
+def service_rows(services: list[dict]) -> list[list[str]]:
+    return [[s["id"][:12], s["name"], s["mode"], s["replicas"], s["image"], s["ports"]] for s in services]
+
+
+SERVICE_COLUMNS = ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
 
 
 @click.group("service")
@@ -11,41 +22,102 @@ def group():
 
 
 @group.command("ls")
-def ls():
+@click.option("--stack", default=None, help="Only the services of this stack.")
+@format_option
+@with_client
+def ls(client, stack, fmt):
     """List services."""
-    not_implemented("service ls")
+    services = client.services(stack=stack)
+    if fmt == "json":
+        return print_json(services)
+    print_table(SERVICE_COLUMNS, service_rows(services))
 
 
 @group.command("ps")
 @click.argument("service")
-def ps(service):
-    """List the tasks of a service."""
-    not_implemented("service ps")
+@format_option
+@with_client
+def ps(client, service, fmt):
+    """List the tasks of a service (older tasks of a slot indented below it)."""
+    tasks = client.service_tasks(service)
+    if fmt == "json":
+        return print_json(tasks)
+    print_table(TASK_COLUMNS, task_rows(tasks))
 
 
 @group.command("inspect")
-@click.argument("service")
-def inspect(service):
-    """Show a service in detail."""
-    not_implemented("service inspect")
+@click.argument("services", nargs=-1, required=True)
+@click.option("--pretty", is_flag=True, help="Human-readable output.")
+@with_client
+def inspect(client, services, pretty):
+    """Show services in detail, with their load-balancer table."""
+    found = [client.service(ref) for ref in services]
+    if not pretty:
+        return print_json(found)
+    for s in found:
+        spec, deploy = s["spec"], s["spec"]["deploy"]
+        console.print(f"ID:\t\t{s['id']}\nName:\t\t{s['name']}\nStack:\t\t{s['stack']}\n"
+                      f"Mode:\t\t{deploy['mode']}" + (f"\n Replicas:\t{deploy['replicas']}"
+                                                       if deploy["mode"] == "replicated" else ""))
+        console.print(f"Image:\t\t{spec['image']}\nVersion:\t{s['version']} (tasks: {s['spec_version']})")
+        status = s.get("update_status")
+        if status:
+            console.print(f"UpdateStatus:\n State:\t\t{status['state']}\n Message:\t{status.get('message', '')}")
+        if spec["deploy"]["placement"]["constraints"]:
+            console.print("Placement:\n Constraints:\t" + ", ".join(
+                f"{c['field']}{c['operator']}{c['value']}" for c in deploy["placement"]["constraints"]))
+        uc = deploy["update_config"]
+        console.print(f"UpdateConfig:\n Parallelism:\t{uc['parallelism']}\n Delay:\t\t{uc['delay']}s\n"
+                      f" On failure:\t{uc['failure_action']}\n Order:\t\t{uc['order']}")
+        if s["summary"]["ports"]:
+            console.print(f"Ports:\t\t{s['summary']['ports']}")
+        for lb_id, ports in (s.get("lb") or {}).items():
+            for port, entry in ports.items():
+                console.print(f"Load balancer {lb_id}, port {port}: " + ", ".join(
+                    f"{e['address']}:{e['port']} {e['state']} ({e.get('connections', 0)} open)"
+                    for e in entry.get("endpoints", [])))
+        console.print()
 
 
 @group.command("scale")
 @click.argument("pairs", nargs=-1, required=True)
-def scale(pairs):
+@click.option("--detach", "-d", is_flag=True, help="Do not wait for the service to converge.")
+@with_client
+def scale(client, pairs, detach):
     """Scale services: SERVICE=REPLICAS ..."""
-    not_implemented("service scale")
+    wanted = []
+    for pair in pairs:
+        name, sep, count = pair.partition("=")
+        if not sep or not count.isdigit():
+            fail(f"invalid scale specifier {pair!r}: expected SERVICE=REPLICAS")
+        wanted.append((name, int(count)))
+    for name, count in wanted:
+        client.scale(name, count)
+        console.print(f"{name} scaled to {count}")
+    if not detach:
+        wait_converged(client, [n for n, _ in wanted])
 
 
 @group.command("logs")
 @click.argument("service")
-def logs(service):
-    """Show the logs of every task of a service."""
-    not_implemented("service logs")
+@click.option("--follow", "-f", is_flag=True, help="Follow the output.")
+@click.option("--tail", "-n", default="all", help="Lines from the end of each task's log.")
+@click.option("--timestamps", "-t", is_flag=True, help="Show timestamps.")
+@with_client
+def logs(client, service, follow, tail, timestamps):
+    """Show the logs of every task of a service, each line prefixed with `task@node |`."""
+    try:
+        for line in client.logs(service, follow=follow, tail=tail, timestamps=timestamps):
+            click.echo(line)
+    except KeyboardInterrupt:
+        pass
 
 
 @group.command("rm")
 @click.argument("services", nargs=-1, required=True)
-def rm(services):
+@with_client
+def rm(client, services):
     """Remove services."""
-    not_implemented("service rm")
+    for ref in services:
+        client.remove_service(ref)
+        console.print(ref)

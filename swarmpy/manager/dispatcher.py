@@ -98,7 +98,7 @@ class JobQueues:
 
 
 def job_id(action: str, task_id: str) -> str:
-    return f"{action}.{task_id}"
+    return f"{action}-{task_id}"
 
 
 class Dispatcher(Component):

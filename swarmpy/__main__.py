@@ -1,0 +1,3 @@
+from swarmpy.cli import main
+
+main()

@@ -1,0 +1,181 @@
+"""What `swarmpy init` and `swarmpy leave` do on this machine: the state dir,
+the embedded Redis, and the background processes (manager, worker)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from swarmpy.settings import DEFAULT_API_PORT, DEFAULT_REDIS_PORT, ClusterConfig, StateDir
+from swarmpy.vault import Vault
+
+
+class BootstrapError(Exception):
+    pass
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def ensure_ssh_key(state: StateDir) -> str:
+    """The cluster's own SSH key (for `node add` without --identity); returns the public key line."""
+    private, public = state.ssh_dir / "id_ed25519", state.ssh_dir / "id_ed25519.pub"
+    if not private.exists():
+        key = Ed25519PrivateKey.generate()
+        state.write_secret_file(private, key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.OpenSSH,
+                                                           serialization.NoEncryption()).decode())
+        line = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                             serialization.PublicFormat.OpenSSH).decode()
+        public.write_text(f"{line} swarmpy@{socket.gethostname()}\n")
+    return public.read_text().strip()
+
+
+def start_embedded_redis(state: StateDir, advertise_addr: str, port: int = DEFAULT_REDIS_PORT) -> str:
+    """A redis-server owned by this cluster: AOF under the state dir, a password, bound to the
+    advertise address (so promoted managers reach it) and loopback. Returns its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise BootstrapError("redis-server is not installed (apt-get install redis-server), "
+                             "or give an existing one with --redis URL")
+    binds = ["127.0.0.1"] + ([advertise_addr] if advertise_addr not in ("127.0.0.1", "localhost") else [])
+    while not all(port_free(b, port) for b in binds):
+        port += 1
+    password = secrets.token_urlsafe(24)
+    state.redis_dir.mkdir(parents=True, exist_ok=True)
+    conf = state.redis_dir / "redis.conf"
+    state.write_secret_file(conf, "\n".join([
+        f"port {port}", f"bind {' '.join(binds)}", "protected-mode no", f"requirepass {password}",
+        "appendonly yes", "appendfsync everysec", f"dir {state.redis_dir}",
+        f"pidfile {state.run_dir / 'redis.pid'}", f"logfile {state.run_dir / 'redis.log'}",
+        "daemonize yes", ""]))
+    state.run_dir.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([binary, str(conf)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BootstrapError(f"redis-server did not start: {result.stderr.strip() or result.stdout.strip()}")
+    url = f"redis://:{quote(password, safe='')}@{binds[-1]}:{port}/0"
+    _wait(lambda: _redis_answers(url), 10, "the embedded redis-server did not answer")
+    return url
+
+
+def _redis_answers(url: str) -> bool:
+    import redis
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _wait(check, seconds: float, message: str) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise BootstrapError(message)
+
+
+def spawn(state: StateDir, name: str, args: list[str]) -> int:
+    """Start `swarmpy <args>` in the background, detached, with its pid file and log under run/."""
+    state.run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(state.run_dir / f"{name}.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "swarmpy", *args, "--state-dir", str(state.path)],
+                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    (state.run_dir / f"{name}.pid").write_text(f"{process.pid}\n")
+    return process.pid
+
+
+def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: int = DEFAULT_API_PORT,
+         heartbeat: float = 5.0, workers: int = 8, lb: bool = True) -> ClusterConfig:
+    if state.exists() and running(state):
+        raise BootstrapError(f"this machine is already in a cluster (state dir {state.path}); "
+                             "run `swarmpy leave` first")
+    state.path.mkdir(parents=True, exist_ok=True)
+    os.chmod(state.path, 0o700)
+    state.create_token()
+    Vault.create_key(state.key_file)
+    ensure_ssh_key(state)
+    if not port_free("0.0.0.0", api_port):
+        raise BootstrapError(f"port {api_port} is in use: choose another with --api-port")
+    embedded = redis_url is None
+    if embedded:
+        redis_url = start_embedded_redis(state, advertise_addr)
+    elif not _redis_answers(redis_url):
+        raise BootstrapError(f"no Redis answers at {redis_url.split('@')[-1]}")
+    config = ClusterConfig(redis_url=redis_url, api_url=f"http://{advertise_addr}:{api_port}",
+                           advertise_addr=advertise_addr, api_port=api_port, embedded_redis=embedded,
+                           heartbeat=heartbeat, workers=workers)
+    state.save(config)
+    spawn(state, "manager", ["manager"] + ([] if lb else ["--no-lb"]))
+    spawn(state, "worker", ["worker", "--local-node", "--processes", str(workers)])
+    return config
+
+
+def _pid(state: StateDir, name: str) -> int | None:
+    try:
+        return int((state.run_dir / f"{name}.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def running(state: StateDir) -> dict[str, int]:
+    return {name: pid for name in ("manager", "worker", "redis") if alive(pid := _pid(state, name))}
+
+
+def stop(state: StateDir, timeout: float = 15) -> list[str]:
+    """Stop what `init` started here (SIGTERM, then SIGKILL), the embedded Redis last."""
+    stopped = []
+    for name in ("manager", "worker", "redis"):
+        pid = _pid(state, name)
+        if not alive(pid):
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + timeout
+        while alive(pid) and time.time() < deadline:
+            time.sleep(0.1)
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        stopped.append(name)
+    return stopped
+
+
+def remove_state(state: StateDir) -> None:
+    if state.path.exists():
+        shutil.rmtree(state.path)
+
+
+def log_tail(state: StateDir, name: str, lines: int = 20) -> str:
+    path: Path = state.run_dir / f"{name}.log"
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,178 @@
+"""HTTP client of the manager API: the CLI's only way into a cluster.
+
+Where the cluster is: `--host URL`, else `SWARMPY_HOST`, else the API address
+in the local state dir, else http://127.0.0.1:2378. The token: `SWARMPY_TOKEN`,
+else the state dir's token file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from swarmpy.settings import DEFAULT_API_PORT, StateDir
+
+
+class ClientError(Exception):
+    """The manager refused a request (or could not be reached)."""
+
+    def __init__(self, message: str, status: int | None = None, field: str | None = None,
+                 problems: list[dict] | None = None):
+        super().__init__(message)
+        self.status, self.field, self.problems = status, field, problems or []
+
+
+class Client:
+    def __init__(self, url: str, token: str | None, timeout: float = 60):
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.timeout = timeout
+
+    @classmethod
+    def from_env(cls, host: str | None = None, state_dir: str | None = None) -> "Client":
+        state = StateDir(state_dir)
+        url = host or os.environ.get("SWARMPY_HOST")
+        if not url and state.exists():
+            url = state.load().api_url
+        url = url or f"http://127.0.0.1:{DEFAULT_API_PORT}"
+        if "://" not in url:
+            url = f"http://{url}"
+        return cls(url, os.environ.get("SWARMPY_TOKEN") or state.token())
+
+    # ---------------------------------------------------------------- transport
+
+    def request(self, method: str, path: str, json: Any = None, params: dict | None = None,
+                timeout: float | None = None, stream: bool = False) -> requests.Response:
+        try:
+            response = self.session.request(method, self.url + path, json=json, params=params,
+                                            timeout=timeout or self.timeout, stream=stream)
+        except requests.ConnectionError as e:
+            raise ClientError(f"cannot reach the swarmpy manager at {self.url}: is a cluster running "
+                              "(`swarmpy init`), or is --host/SWARMPY_HOST right?") from e
+        except requests.Timeout as e:
+            raise ClientError(f"the swarmpy manager at {self.url} did not answer in time") from e
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"error": response.text.strip() or response.reason}
+            raise ClientError(body.get("error") or response.reason, response.status_code, body.get("field"),
+                              body.get("problems"))
+        return response
+
+    def get(self, path: str, **params) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).json()
+
+    def post(self, path: str, body: Any = None, timeout: float | None = None) -> Any:
+        return self.request("POST", path, json=body if body is not None else {}, timeout=timeout).json()
+
+    def put(self, path: str, body: Any) -> Any:
+        return self.request("PUT", path, json=body).json()
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, json=body).json()
+
+    def delete(self, path: str, **params) -> Any:
+        return self.request("DELETE", path, params={k: v for k, v in params.items() if v is not None}).json()
+
+    # ---------------------------------------------------------------- cluster
+
+    def info(self) -> dict:
+        return self.get("/info")
+
+    def events(self, since: str | None = None, block_ms: int = 0) -> dict:
+        return self.get("/events", since=since, block=block_ms)
+
+    # ---------------------------------------------------------------- nodes
+
+    def nodes(self) -> list[dict]:
+        return self.get("/nodes")
+
+    def node(self, ref: str) -> dict:
+        return self.get(f"/nodes/{quote(ref, safe='')}")
+
+    def add_node(self, name: str, host: str, port: int = 22, user: str = "root", identity: str | None = None,
+                 labels: dict | None = None, accept_host_key: bool = False, host_key: str | None = None) -> dict:
+        body = {"name": name, "ssh": {"host": host, "port": port, "user": user}, "labels": labels or {},
+                "identity": identity, "accept_host_key": accept_host_key, "host_key": host_key}
+        return self.post("/nodes", body, timeout=90)
+
+    def update_node(self, ref: str, **changes) -> dict:
+        return self.patch(f"/nodes/{quote(ref, safe='')}", {k: v for k, v in changes.items() if v is not None})
+
+    def remove_node(self, ref: str, force: bool = False) -> dict:
+        return self.delete(f"/nodes/{quote(ref, safe='')}", force="1" if force else None)
+
+    def promote(self, ref: str) -> dict:
+        return self.post(f"/nodes/{quote(ref, safe='')}/promote", timeout=120)
+
+    def demote(self, ref: str) -> dict:
+        return self.post(f"/nodes/{quote(ref, safe='')}/demote", timeout=120)
+
+    def tasks(self, node: str | None = None, stack: str | None = None) -> list[dict]:
+        return self.get("/tasks", node=node, stack=stack)
+
+    # ---------------------------------------------------------------- stacks and services
+
+    def stacks(self) -> list[dict]:
+        return self.get("/stacks")
+
+    def deploy(self, name: str, stack: dict, objects: dict | None = None, prune: bool = False) -> dict:
+        return self.put(f"/stacks/{quote(name, safe='')}", {"stack": stack, "objects": objects or {},
+                                                            "prune": prune})
+
+    def remove_stack(self, name: str) -> dict:
+        return self.delete(f"/stacks/{quote(name, safe='')}")
+
+    def stack_services(self, name: str) -> list[dict]:
+        return self.get(f"/stacks/{quote(name, safe='')}/services")
+
+    def stack_tasks(self, name: str) -> list[dict]:
+        return self.get(f"/stacks/{quote(name, safe='')}/tasks")
+
+    def services(self, stack: str | None = None) -> list[dict]:
+        return self.get("/services", stack=stack)
+
+    def service(self, ref: str) -> dict:
+        return self.get(f"/services/{quote(ref, safe='')}")
+
+    def service_tasks(self, ref: str) -> list[dict]:
+        return self.get(f"/services/{quote(ref, safe='')}/tasks")
+
+    def scale(self, ref: str, replicas: int) -> dict:
+        return self.patch(f"/services/{quote(ref, safe='')}", {"replicas": replicas})
+
+    def remove_service(self, ref: str) -> dict:
+        return self.delete(f"/services/{quote(ref, safe='')}")
+
+    def logs(self, ref: str, follow: bool = False, tail: str = "all", timestamps: bool = False) -> Iterator[str]:
+        params = {"follow": "1" if follow else "0", "tail": tail, "timestamps": "1" if timestamps else "0"}
+        response = self.request("GET", f"/services/{quote(ref, safe='')}/logs", params=params,
+                                timeout=None if follow else self.timeout, stream=True)
+        with response:
+            yield from response.iter_lines(decode_unicode=True)
+
+    # ---------------------------------------------------------------- secrets and configs
+
+    def objects(self, kind: str) -> list[dict]:
+        return self.get(f"/{kind}s")
+
+    def object(self, kind: str, name: str) -> dict:
+        return self.get(f"/{kind}s/{quote(name, safe='')}")
+
+    def create_object(self, kind: str, name: str, data_b64: str, labels: dict | None = None) -> dict:
+        return self.post(f"/{kind}s", {"name": name, "data": data_b64, "labels": labels or {}})
+
+    def remove_object(self, kind: str, name: str) -> dict:
+        return self.delete(f"/{kind}s/{quote(name, safe='')}")
+
+    # ---------------------------------------------------------------- load balancers
+
+    def lb_status(self) -> dict:
+        return self.get("/lb")

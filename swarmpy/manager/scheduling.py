@@ -1,0 +1,49 @@
+"""The scheduler's control loop (leader): whenever tasks are pending and
+something changed that could let them fit (new tasks, a node's state, a task
+that freed its resources), take a snapshot, ask `scheduler.place` for a plan
+and commit it in one transaction. Tasks that fit nowhere stay pending with
+Swarm's explanation, and are tried again at the next change."""
+
+from __future__ import annotations
+
+import logging
+
+from swarmpy.manager import scheduler
+from swarmpy.manager.component import Component
+from swarmpy.model import DesiredState, TaskState
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerLoop(Component):
+    name = "scheduler"
+    batch_window = 0.002
+
+    def reconcile_all(self) -> None:
+        self.schedule()
+
+    def handle(self, events) -> None:
+        for _, e in events:
+            kind, action = e.get("kind"), e.get("action")
+            if kind == "node" or (kind == "task" and action in ("create", "state")) or kind == "service":
+                self.schedule()
+                return
+
+    def schedule(self) -> None:
+        ids = self.store.pending_task_ids()
+        if not ids:
+            return
+        pending = [t for t in self.store.get_tasks(ids) if t.state == TaskState.PENDING]
+        unwanted = [t for t in pending if t.desired_state == DesiredState.SHUTDOWN]
+        for t in unwanted:  # shut down before it was ever placed
+            self.store.update_task_status(t.id, TaskState.SHUTDOWN, message="shutdown")
+        pending = [t for t in pending if t.desired_state != DesiredState.SHUTDOWN]
+        if not pending:
+            return
+        nodes = self.store.list_nodes()
+        assigned = [t for t in self.store.tasks_on_nodes(n.id for n in nodes) if not t.state.terminal]
+        services = self.store.get_services({t.service_id for t in pending} | {t.service_id for t in assigned})
+        plan = scheduler.place(pending, services, nodes, assigned)
+        placed = self.store.assign_tasks(plan.assignments, plan.failures)
+        if placed or plan.failures:
+            log.debug("scheduler: %d placed, %d pending", len(placed), len(plan.failures))

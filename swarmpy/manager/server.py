@@ -1,0 +1,116 @@
+"""`swarmpy manager`: the API on every manager, the control loops on the leader,
+and (unless told not to) the load balancer as a child process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+from waitress import create_server
+
+from swarmpy.manager.api import create_app
+from swarmpy.manager.context import ManagerContext
+from swarmpy.manager.dispatcher import Dispatcher, JobQueues
+from swarmpy.manager.leader import Leadership
+from swarmpy.manager.monitor import NodeMonitor
+from swarmpy.manager.orchestrator import Orchestrator
+from swarmpy.manager.scheduling import SchedulerLoop
+from swarmpy.settings import StateDir
+
+log = logging.getLogger(__name__)
+
+ALIVE_TTL = 5.0
+
+
+def _local_node_id(ctx: ManagerContext) -> str | None:
+    machine = socket.gethostname()
+    for node in ctx.store.list_nodes():
+        if node.ssh_user is None and node.machine == machine:
+            return node.id
+    return None
+
+
+def _announce(ctx: ManagerContext, node_id: str | None, stop: threading.Event) -> None:
+    """Say every second that this manager is alive, and on which node it runs."""
+    while not stop.is_set():
+        try:
+            nid = node_id or _local_node_id(ctx)
+            ctx.store.mark_alive("manager", ctx.manager_id, {
+                "node_id": nid, "api_url": ctx.config.api_url, "machine": socket.gethostname(),
+                "pid": os.getpid(), "started_at": started_at}, ALIVE_TTL)
+        except Exception as e:
+            log.warning("manager: cannot reach the store: %s", e)
+        stop.wait(1.0)
+
+
+started_at = time.time()
+
+
+def _first_start(ctx: ManagerContext) -> None:
+    """Cluster-wide settings, written once by the first manager."""
+    info = ctx.store.cluster_info()
+    if "id" not in info:
+        ctx.store.set_cluster_info(id=uuid.uuid4().hex[:25], created_at=time.time(),
+                                   heartbeat=ctx.config.heartbeat)
+
+
+def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port: int | None = None,
+        lb: bool = True, threads: int = 16) -> None:
+    manager_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    ctx = ManagerContext.from_state_dir(state, manager_id)
+    for attempt in range(50):
+        try:
+            _first_start(ctx)
+            break
+        except Exception as e:  # Redis may still be starting
+            if attempt == 49:
+                raise
+            log.warning("manager: store not ready (%s); retrying", e)
+            time.sleep(0.2)
+    stop = threading.Event()
+    threading.Thread(target=_announce, args=(ctx, node_id, stop), name="announce", daemon=True).start()
+
+    def components():
+        queues = JobQueues(ctx.store, ctx.config.redis_url)
+        return [NodeMonitor(ctx.store), Orchestrator(ctx.store), SchedulerLoop(ctx.store),
+                Dispatcher(ctx.store, queues)]
+
+    leadership = Leadership(ctx.store, manager_id, components)
+    leadership.start()
+    lb_process = None
+    if lb:
+        args = [sys.executable, "-m", "swarmpy", "lb", "--state-dir", str(state.path)]
+        if node_id:
+            args += ["--node-id", node_id]
+        lb_process = subprocess.Popen(args)
+    server = create_server(create_app(ctx), host=host, port=port or ctx.config.api_port, threads=threads,
+                           ident="swarmpy", channel_timeout=3600)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    log.warning("manager %s: API on %s:%s", manager_id, host, port or ctx.config.api_port)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        leadership.stop()
+        leadership.join(timeout=10)
+        ctx.store.forget_alive("manager", manager_id)
+        if lb_process is not None:
+            lb_process.terminate()
+            try:
+                lb_process.wait(10)
+            except subprocess.TimeoutExpired:
+                lb_process.kill()
+        server.close()
