@@ -24,6 +24,8 @@ _EXTERNAL_ONLY = {"name", "external"}
 
 def convert_stack(project: Project, merged: dict, name: str | None) -> StackSpec:
     stack = StackSpec(name=name or merged.get("name") or None)
+    if merged.get("models"):
+        project.warning(("models",), "ignored by swarmpy (AI models are run by docker compose only)")
     for key, raw in (merged.get("networks") or {}).items():
         stack.networks[key] = NetworkSpec(**_resource(project, ("networks", key), raw, NetworkSpec))
     for key, raw in (merged.get("volumes") or {}).items():

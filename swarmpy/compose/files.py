@@ -136,6 +136,7 @@ def read_yaml(path: str, display: str) -> dict:
         raise ComposeError([Problem(display, "(root)", f"invalid YAML: {error}")]) from None
     if not documents:
         return {}
+    _check_shape(documents, display)
     for document in documents:
         if not isinstance(document, dict):
             kind = type(document).__name__
@@ -148,6 +149,33 @@ def read_yaml(path: str, display: str) -> dict:
     for document in documents:
         merged = merge(merged, document)
     return merged
+
+
+_MAX_DEPTH = 100
+_MAX_NODES = 1_000_000
+
+
+def _check_shape(value: Any, display: str) -> None:
+    """Refuse what aliases can make of YAML: a value inside itself, or a tree too big to walk."""
+    count = 0
+
+    def walk(node: Any, depth: int, path: set[int]) -> None:
+        nonlocal count
+        count += 1
+        if count > _MAX_NODES or depth > _MAX_DEPTH:
+            raise ComposeError([Problem(display, "(root)", "too deeply nested or too large once aliases are expanded")])
+        if isinstance(node, (Reset, Override)):
+            node = node.value
+        if not isinstance(node, (dict, list)):
+            return
+        if id(node) in path:
+            raise ComposeError([Problem(display, "(root)", "an alias refers to a value that contains it")])
+        path.add(id(node))
+        for child in node.values() if isinstance(node, dict) else node:
+            walk(child, depth + 1, path)
+        path.discard(id(node))
+
+    walk(value, 0, set())
 
 
 # --------------------------------------------------------------------------
