@@ -17,7 +17,8 @@ from swarmpy.compose.errors import ComposeError
 from swarmpy.compose.extends import resolve_extends
 from swarmpy.compose.files import read_env_file
 from swarmpy.compose.interpolation import chain, lookup_from
-from swarmpy.compose.merge import merge, strip_markers
+from swarmpy.compose.markers import strip_markers
+from swarmpy.compose.merge import merge
 from swarmpy.compose.project import Project, Source, display_name
 
 SECTIONS = ("services", "networks", "volumes", "secrets", "configs")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from swarmpy.compose.files import Override
+from swarmpy.compose.markers import mapping_in
 from swarmpy.compose.merge import merge_service
 from swarmpy.compose.project import Project, display_name
 
@@ -27,9 +27,7 @@ def resolve_extends(project: Project, document: dict, path: str, display: str) -
 
 
 def _extends(service: Any) -> dict | None:
-    if isinstance(service, Override):
-        service = service.value
-    extends = service.get("extends") if isinstance(service, dict) else None
+    extends = mapping_in(service).get("extends")
     return extends if isinstance(extends, dict) else None
 
 
@@ -68,14 +66,11 @@ class _Resolver:
         self.active.append(key)
         base = self.service(os.path.abspath(base_path), base_display, base_document, target)
         self.active.pop()
-        own = service.value if isinstance(service, Override) else service
-        merged = merge_service(_plain(base), {k: v for k, v in own.items() if k != "extends"})
+        merged = merge_service(_without_extends(base), _without_extends(service))
         merged.pop("extends", None)
         self.done[key] = merged
         return merged
 
 
-def _plain(service: Any) -> dict:
-    if isinstance(service, Override):
-        service = service.value
-    return {k: v for k, v in service.items() if k != "extends"} if isinstance(service, dict) else {}
+def _without_extends(service: Any) -> dict:
+    return {k: v for k, v in mapping_in(service).items() if k != "extends"}

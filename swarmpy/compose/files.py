@@ -4,33 +4,19 @@ YAML is read the way Docker's Go loader reads it (YAML 1.2 scalars), not with
 PyYAML's YAML 1.1 defaults: `yes`/`on` stay strings, `22:22` stays a string
 instead of a base-60 number, `0440` is octal, dates stay strings. Duplicate
 keys are errors, as in Docker. The Compose merge tags `!reset` and `!override`
-become `Reset`/`Override` markers that `merge.py` acts on.
+become the markers of `markers.py`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from swarmpy.compose.errors import ComposeError, Problem
 from swarmpy.compose.interpolation import InterpolationError, Lookup, substitute
-
-
-@dataclass
-class Reset:
-    """`!reset`: drop the value an earlier file set."""
-
-    value: Any = None
-
-
-@dataclass
-class Override:
-    """`!override`: replace an earlier file's value instead of merging with it."""
-
-    value: Any = None
+from swarmpy.compose.markers import Override, Reset
 
 
 class _Loader(yaml.SafeLoader):

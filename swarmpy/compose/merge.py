@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from swarmpy.compose.files import Override, Reset
+from swarmpy.compose.markers import Override, Reset, strip_markers
 from swarmpy.compose.mounts import volume_target
 from swarmpy.compose.ports import port_key
 
@@ -49,17 +49,6 @@ def merge_service(base: dict, override: dict) -> dict:
     return merge(base, override, ("services", "*"))
 
 
-def strip_markers(value: Any) -> Any:
-    """A value with every `!reset` removed and every `!override` unwrapped."""
-    if isinstance(value, Override):
-        return strip_markers(value.value)
-    if isinstance(value, dict):
-        return {k: strip_markers(v) for k, v in value.items() if not isinstance(v, Reset)}
-    if isinstance(value, list):
-        return [strip_markers(v) for v in value if not isinstance(v, Reset)]
-    return value
-
-
 def _merge(base: Any, override: Any, path: tuple) -> Any:
     if isinstance(override, Reset):
         return _DELETE
@@ -68,7 +57,7 @@ def _merge(base: Any, override: Any, path: tuple) -> Any:
     if isinstance(base, dict) and isinstance(override, dict):
         merged = dict(base)
         for key, value in override.items():
-            item = _merge(base[key], value, path + (key,)) if key in base else strip_or_delete(value)
+            item = _merge(base[key], value, path + (key,)) if key in base else _strip_or_delete(value)
             if item is _DELETE:
                 merged.pop(key, None)
             else:
@@ -79,7 +68,7 @@ def _merge(base: Any, override: Any, path: tuple) -> Any:
     return strip_markers(override)
 
 
-def strip_or_delete(value: Any) -> Any:
+def _strip_or_delete(value: Any) -> Any:
     return _DELETE if isinstance(value, Reset) else strip_markers(value)
 
 

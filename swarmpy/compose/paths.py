@@ -10,9 +10,9 @@ or `include`. A cluster cannot resolve a relative path later, so it happens here
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any
 
-from swarmpy.compose.files import Override
+from swarmpy.compose.markers import change_value, mapping_in
 from swarmpy.compose.mounts import is_host_path
 
 
@@ -30,37 +30,16 @@ class PathResolver:
 def resolve_paths(document: dict, resolve: PathResolver) -> dict:
     """Make one normalized file's relative paths absolute; modifies and returns it."""
     for section in ("secrets", "configs"):
-        for entry in _mapping(document.get(section)).values():
-            _change(_mapping(entry), "file", resolve)
-    for service in _mapping(document.get("services")).values():
-        service = _mapping(service)
-        _change(service, "volumes", lambda entries: [_volume(entry, resolve) for entry in entries])
-        _change(service, "env_file", lambda entries: [_file_entry(entry, "path", resolve) for entry in entries])
-        _change(service, "label_file", lambda entries: [resolve(entry) for entry in entries])
-        _change(_mapping(service.get("extends")), "file", resolve)
-    _change(document, "include", lambda entries: [_include(entry, resolve) for entry in entries])
+        for entry in mapping_in(document.get(section)).values():
+            change_value(mapping_in(entry), "file", resolve)
+    for service in mapping_in(document.get("services")).values():
+        service = mapping_in(service)
+        change_value(service, "volumes", lambda entries: [_volume(entry, resolve) for entry in entries])
+        change_value(service, "env_file", lambda entries: [_file_entry(entry, "path", resolve) for entry in entries])
+        change_value(service, "label_file", lambda entries: [resolve(entry) for entry in entries])
+        change_value(mapping_in(service.get("extends")), "file", resolve)
+    change_value(document, "include", lambda entries: [_include(entry, resolve) for entry in entries])
     return document
-
-
-def _mapping(value: Any) -> dict:
-    if isinstance(value, Override):
-        value = value.value
-    return value if isinstance(value, dict) else {}
-
-
-def _change(container: dict, key: str, change: Callable[[Any], Any]) -> None:
-    value = container.get(key)
-    if isinstance(value, Override):
-        container[key] = Override(_safe(change, value.value))
-    elif value is not None:
-        container[key] = _safe(change, value)
-
-
-def _safe(change: Callable[[Any], Any], value: Any) -> Any:
-    """Apply only to the shapes validation let through (a `!reset` stays as it is)."""
-    if isinstance(value, (str, list)):
-        return change(value)
-    return value
 
 
 def _volume(entry: Any, resolve: PathResolver) -> Any:

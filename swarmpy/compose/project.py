@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmpy.compose.errors import ComposeError, Problems, format_path
-from swarmpy.compose.files import Override, Reset, read_yaml
+from swarmpy.compose.files import read_yaml
 from swarmpy.compose.interpolation import Lookup, interpolate
+from swarmpy.compose.markers import Override, Reset
 from swarmpy.compose.normalize import normalize
 from swarmpy.compose.paths import PathResolver, resolve_paths
 from swarmpy.compose.validation import cast_types, validate

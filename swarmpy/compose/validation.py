@@ -19,8 +19,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from swarmpy.compose.errors import Problem, format_path
-from swarmpy.compose.files import Override, Reset
-from swarmpy.compose.merge import strip_markers
+from swarmpy.compose.markers import Override, Reset, strip_markers
 
 _SCHEMA_FILE = Path(__file__).with_name("schema.json")
 _TRUE = ("true", "yes", "on", "1", "y")

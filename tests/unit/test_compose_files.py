@@ -3,7 +3,8 @@
 import pytest
 
 from swarmpy.compose import ComposeError
-from swarmpy.compose.files import Override, Reset, read_env_file, read_yaml
+from swarmpy.compose.files import read_env_file, read_yaml
+from swarmpy.compose.markers import Override, Reset
 
 
 def read(tmp_path, text):
