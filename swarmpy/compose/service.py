@@ -10,6 +10,7 @@ from swarmpy.compose.deploy import convert_deploy
 from swarmpy.compose.errors import ComposeError
 from swarmpy.compose.files import read_env_file
 from swarmpy.compose.ignored import ignored_reason
+from swarmpy.compose.images import check_image
 from swarmpy.compose.mounts import parse_tmpfs, parse_volume
 from swarmpy.compose.ports import parse_port
 from swarmpy.compose.project import Project, display_name
@@ -35,6 +36,8 @@ def convert_service(project: Project, name: str, raw: dict) -> ServiceSpec:
         why = "swarmpy does not build images: build and push it, then name it here" if "build" in raw else \
             "every service needs an image"
         project.problem(where + ("image",), f"missing: {why}")
+    else:
+        project.parsed(where + ("image",), check_image, image)
     spec = ServiceSpec(name=name, image=image or "")
     for key in _PLAIN:
         if raw.get(key) is not None:

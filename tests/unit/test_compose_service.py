@@ -206,6 +206,18 @@ def test_semantic_problems(tmp_path, text, expected):
     assert expected in problems(tmp_path, text)
 
 
+@pytest.mark.parametrize("image", ["nginx", "nginx:1.25", "library/nginx", "registry:5000/team/app:2",
+                                   "localhost/a", "redis@sha256:" + "a" * 64, "Registry.Example.com/x"])
+def test_image_references(tmp_path, image):
+    assert load(tmp_path, f"services:\n  web:\n    image: '{image}'\n")[0].services["web"].image == image
+
+
+@pytest.mark.parametrize("image", ["nginx:${TAG}", "Nginx", "a b", "nginx@sha256:short", "/nginx"])
+def test_bad_image_references(tmp_path, image):
+    ((path, message),) = problems(tmp_path, f"services:\n  web:\n    image: '{image}'\n")
+    assert path == "services.web.image" and "is not an image reference" in message
+
+
 def test_the_implicit_default_network_needs_no_declaration(tmp_path):
     stack, _ = load(tmp_path, "services:\n  web:\n    image: x\n    networks: [default]\n")
     assert stack.services["web"].networks == {"default": {}}

@@ -43,6 +43,13 @@ ENVIRON = {
     # caddy-docker-proxy's tests take the socket mount from the environment
     "DOCKER_SOCKET_PATH": "/var/run/docker.sock",
     "DOCKER_SOCKET_TYPE": "bind",
+    # image tags the projects' own .env files set (the corpus holds no .env): unset, `image: x:` is no reference
+    "N8N_VERSION": "1.80.0",
+    "ELASTICSEARCH_VERSION": "7.16.2",
+    "POSTGRESQL_VERSION": "16",
+    "TEMPORAL_VERSION": "1.27.2",
+    "TEMPORAL_ADMINTOOLS_VERSION": "1.27.2-tctl-1.18.2-cli-1.3.0",
+    "TEMPORAL_UI_VERSION": "2.34.0",
 }
 
 BEYOND_V3 = {
