@@ -87,12 +87,13 @@ def _mutate(document: dict, data) -> dict:
     return document
 
 
-def _load(text: str) -> None:
+def _load(*texts: str) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "compose.yml"
-        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        paths = [Path(directory) / f"compose{index}.yml" for index in range(len(texts))]
+        for path, text in zip(paths, texts):
+            path.write_text(text, encoding="utf-8", errors="surrogatepass")
         try:
-            load_stack([str(path)], environ=ENVIRON)
+            load_stack([str(path) for path in paths], environ=ENVIRON)
         except ComposeError as error:
             assert error.problems and all(str(p) for p in error.problems)
 
@@ -103,6 +104,16 @@ def _load(text: str) -> None:
 def test_mutated_corpus_files_raise_only_compose_errors(data):
     document = _mutate(copy.deepcopy(data.draw(st.sampled_from(SEEDS), label="seed")), data)
     _load(yaml.safe_dump(document, allow_unicode=True))
+
+
+@pytest.mark.skipif(not SEEDS, reason=f"no corpus at {CORPUS}")
+@settings(SETTINGS, max_examples=100)
+@given(data=st.data())
+def test_merged_mutated_files_raise_only_compose_errors(data):
+    base = data.draw(st.sampled_from(SEEDS), label="base")
+    other = base if data.draw(st.booleans(), label="same services") else data.draw(st.sampled_from(SEEDS))
+    override = _mutate(copy.deepcopy(other), data)
+    _load(yaml.safe_dump(base, allow_unicode=True), yaml.safe_dump(override, allow_unicode=True))
 
 
 @SETTINGS
