@@ -64,6 +64,8 @@ def _resource(project: Project, at: tuple, raw: dict, spec_type: type) -> dict[s
     fields["external"] = bool(external)
     if fields.get("name") is None:
         fields.pop("name", None)
+        if external:  # an external resource is found by its own name, never a stack-prefixed one
+            fields["name"] = at[-1]
     return fields
 
 

@@ -89,6 +89,7 @@ configs:
     assert (token.file, token.data) == (str(tmp_path / "token.txt"), None)  # read at deploy time, never printed
     assert (stack.secrets["api_key"].environment, stack.secrets["api_key"].data) == ("API_KEY", None)
     assert (stack.secrets["outside"].external, stack.secrets["outside"].name) == (True, "prod_outside")
+    assert (stack.secrets["token"].external, stack.secrets["token"].name) == (False, None)
     assert base64.b64decode(stack.configs["site"].data) == b"port=80"
 
 
@@ -227,6 +228,11 @@ def test_old_external_name_form_is_accepted_with_a_warning(tmp_path):
     stack, warnings = load(tmp_path, "services: {}\nvolumes:\n  data: {external: {name: real}}\n")
     assert (stack.volumes["data"].external, stack.volumes["data"].name) == (True, "real")
     assert warnings == [f"{tmp_path}/compose.yml: volumes.data.external.name: deprecated: write `name:` beside `external: true`"]
+
+
+def test_an_external_resource_is_named_by_its_key_unless_named(tmp_path):
+    stack, _ = load(tmp_path, "services: {}\nnetworks:\n  proxy: {external: true}\n  edge: {external: true, name: real}\n")
+    assert (stack.networks["proxy"].name, stack.networks["edge"].name) == ("proxy", "real")
 
 
 def test_stack_name(tmp_path):
