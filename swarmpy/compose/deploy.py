@@ -20,12 +20,24 @@ from swarmpy.model import DeploySpec, Placement, ResourceSet, Resources, Restart
 GLOBAL_MODES = ("global", "global-job")
 _DURATIONS = {"delay", "monitor", "window"}
 
-# service-level key -> (place in deploy, parser)
+
+def _pids(value: Any) -> int | None:
+    """`pids_limit`: a whole number; -1 means no limit."""
+    try:
+        pids = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number of processes") from None
+    if pids < -1:
+        raise ValueError(f"{value!r} is not a number of processes (-1 for no limit)")
+    return None if pids == -1 else pids
+
+
+# service-level key -> where in deploy.resources it goes, and its parser
 _SERVICE_LEVEL = {
-    "cpus": (("resources", "limits", "cpus"), parse_cpus),
-    "mem_limit": (("resources", "limits", "memory"), parse_bytes),
-    "mem_reservation": (("resources", "reservations", "memory"), parse_bytes),
-    "pids_limit": (("resources", "limits", "pids"), int),
+    "cpus": ("limits", "cpus", parse_cpus),
+    "mem_limit": ("limits", "memory", parse_bytes),
+    "mem_reservation": ("reservations", "memory", parse_bytes),
+    "pids_limit": ("limits", "pids", _pids),
 }
 
 
@@ -90,7 +102,7 @@ def _resources(project: Project, at: tuple, raw: dict) -> Resources:
 
 
 def _service_level_resources(project: Project, where: tuple, service: dict, spec: DeploySpec) -> None:
-    for key, ((_, kind, name), parse) in _SERVICE_LEVEL.items():
+    for key, (kind, name, parse) in _SERVICE_LEVEL.items():
         if key not in service:
             continue
         value = project.parsed(where + (key,), parse, service[key])

@@ -113,5 +113,10 @@ def test_service_level_keys_fill_deploy_and_must_agree_with_it(tmp_path):
         ("services.web.mem_limit", "mem_limit '1g' differs from deploy.resources.limits.memory")]
 
 
+def test_pids_limit(tmp_path):
+    assert service(tmp_path, "    pids_limit: -1\n").deploy.resources.limits.pids is None
+    assert problems(tmp_path, "    pids_limit: many\n") == [("services.web.pids_limit", "'many' is not a whole number of processes")]
+
+
 def test_replicas_from_a_variable(tmp_path):
     assert service(tmp_path, "    deploy: {replicas: '${N:-2}'}\n", {"N": "5"}).deploy.replicas == 5
