@@ -18,7 +18,7 @@ from swarmpy.compose.scalars import scalar_text, stringify_values
 from swarmpy.compose.units import parse_duration
 from swarmpy.model import FileReference, Healthcheck, Logging, ServiceSpec, Ulimit
 
-# key -> ServiceSpec field, for values used as they are
+# keys whose value goes as it is into the ServiceSpec field of the same name
 _PLAIN = ("stop_signal", "user", "working_dir", "hostname", "init", "isolation", "read_only", "tty",
           "stdin_open", "privileged", "cap_add", "cap_drop", "dns", "dns_search", "dns_opt")
 _HEALTH_TESTS = ("NONE", "CMD", "CMD-SHELL")
