@@ -463,6 +463,7 @@ class Task(Serializable):
     exit_code: int | None = None
     endpoints: list[Endpoint] = field(default_factory=list)
     health: str | None = None  # starting | healthy | unhealthy (Docker's words)
+    stop_requested_at: float = 0.0  # when the stop signal was sent; SIGKILL follows after the grace period
     not_before: float = 0.0  # restart delay: do not start before this time
     restart_history: list[float] = field(default_factory=list)  # times of earlier restarts of this slot
     created_at: float = 0.0

@@ -263,8 +263,11 @@ class Store:
     def _services_key(self) -> str:
         return self.key("services")
 
-    def get_service(self, id: str) -> Service:
+    def get_service(self, id: str, removed: bool = False) -> Service:
+        """A service by id; with `removed`, also one removed whose tasks are still stopping."""
         raw = self._get_raw(self._services_key(), id)
+        if raw is None and removed:
+            raw = self._get_raw(self.key("services", "removed"), id)
         if raw is None:
             raise NotFound(f"service {id} not found")
         return Service.from_dict(json.loads(raw))
@@ -294,6 +297,14 @@ class Store:
         if len(ids) == 1:
             return self.get_service(ids[0])
         raise NotFound(f"service {ref} not found" if not ids else f"service {ref} is ambiguous")
+
+    def removed_services(self, stack: str | None = None) -> list[Service]:
+        """Services removed whose tasks are still being shut down."""
+        found = [Service.from_dict(json.loads(v)) for v in self.redis.hvals(self.key("services", "removed"))]
+        return [s for s in found if stack is None or s.stack == stack]
+
+    def forget_removed_service(self, service_id: str, pipeline=None) -> None:
+        (pipeline or self.redis).hdel(self.key("services", "removed"), service_id)
 
     def list_stacks(self) -> dict[str, dict[str, Any]]:
         return {k: json.loads(v) for k, v in self.redis.hgetall(self.key("stacks")).items()}
@@ -347,6 +358,8 @@ class Store:
             raise Conflict(f"service {service.name} changed concurrently")
 
     def _remove_service(self, service: Service, p) -> None:
+        # a tombstone stays until the orchestrator has removed the service's tasks
+        p.hset(self.key("services", "removed"), service.id, _dumps(service.to_dict()))
         p.hdel(self._services_key(), service.id)
         p.hdel(self.key("service", "names"), service.name)
         p.hdel(self.key("service", "update"), service.id)
@@ -379,7 +392,7 @@ class Store:
     # ------------------------------------------------------------------ tasks
 
     _STATUS_FIELDS = ("state", "message", "error", "container_id", "exit_code", "endpoints", "health",
-                      "updated_at")
+                      "stop_requested_at", "updated_at")
 
     def _split(self, task: Task) -> tuple[str, str]:
         d = task.to_dict()
@@ -568,6 +581,17 @@ class Store:
     def due_dispatch(self, now: float, limit: int = 10_000) -> list[str]:
         """Take the tasks whose action (start, stop) is due; the dispatcher sends them."""
         return self._pop_due(keys=[self.key("tasks", "dispatch")], args=[now, limit])
+
+    def dispatch_at(self, task_id: str, when: float) -> None:
+        """Look at a task again at `when` (a stop's grace period running out)."""
+        self.redis.zadd(self.key("tasks", "dispatch"), {task_id: when})
+
+    def dispatch_pending(self, task_ids: list[str]) -> set[str]:
+        """Which of these tasks have an action waiting in the dispatch set."""
+        if not task_ids:
+            return set()
+        scores = self.redis.zmscore(self.key("tasks", "dispatch"), task_ids)
+        return {t for t, score in zip(task_ids, scores) if score is not None}
 
     def next_dispatch_time(self) -> float | None:
         first = self.redis.zrange(self.key("tasks", "dispatch"), 0, 0, withscores=True)

@@ -86,6 +86,8 @@ def wait_converged(client: Client, services: list[str], timeout: float = 300.0) 
         while not all(done.values()) and time.time() < deadline:
             time.sleep(0.25)
             live.update(frame())
+    if not console.is_terminal:
+        console.print()  # the last frame ends without a newline off a terminal
     if not all(done.values()):
         stuck = [n for n in services if not done[n]]
         details = "; ".join(f"{n}: {', '.join(errors[n]) or 'tasks not running yet'}" for n in stuck)

@@ -1,12 +1,18 @@
 """`swarmpy stack`: deploy and manage Compose stacks."""
 
+import base64
 import json
+import os
 import sys
+import time
 
 import click
 import yaml
 
-from swarmpy.cli.common import EXIT_ERROR, not_implemented
+from swarmpy.cli.common import (EXIT_ERROR, TASK_COLUMNS, console, fail, format_option, print_json, print_table,
+                                task_rows, with_client)
+from swarmpy.cli.progress import wait_converged
+from swarmpy.cli.service import SERVICE_COLUMNS, service_rows
 from swarmpy.compose import ComposeError, load_stack
 
 
@@ -15,19 +21,25 @@ def group():
     """Deploy, list and remove stacks (Compose files with `deploy:` keys)."""
 
 
-@group.command("config")
-@click.option("-c", "--compose-file", "files", multiple=True, required=True, help="Compose file (repeat to merge).")
-@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
-def config_cmd(files, fmt):
-    """Print the normalized stack of the Compose files; needs no cluster."""
+def _load(files, name: str | None = None):
+    """Load the Compose files; on a problem, one `error:` line each and exit 1 (nothing is sent)."""
     try:
-        stack, warnings = load_stack(list(files))
+        stack, warnings = load_stack(list(files), name=name)
     except ComposeError as error:
         for problem in error.problems:
             click.echo(f"error: {problem}", err=True)
         sys.exit(EXIT_ERROR)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
+    return stack
+
+
+@group.command("config")
+@click.option("-c", "--compose-file", "files", multiple=True, required=True, help="Compose file (repeat to merge).")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+def config_cmd(files, fmt):
+    """Print the normalized stack of the Compose files; needs no cluster."""
+    stack = _load(files)
     normalized = _readable(stack.to_dict())
     if fmt == "json":
         click.echo(json.dumps(normalized, indent=2))
@@ -45,36 +57,100 @@ def _readable(value):
     return value
 
 
+def _object_contents(stack) -> dict:
+    """The content of the stack's secrets and configs, read here from their files or variables,
+    base64 for the trip: the manager never needs the user's files."""
+    out: dict = {"secrets": {}, "configs": {}}
+    for kind in ("secrets", "configs"):
+        for key, obj in getattr(stack, kind).items():
+            if obj.external:
+                continue
+            if obj.file:
+                try:
+                    data = open(obj.file, "rb").read()
+                except OSError as e:
+                    fail(f"{kind}.{key}: cannot read {obj.file}: {e.strerror}")
+            elif obj.environment:
+                data = os.environ.get(obj.environment, "").encode()
+            elif obj.data is not None:
+                data = base64.b64decode(obj.data)
+            else:
+                continue
+            out[kind][key] = base64.b64encode(data).decode()
+    return out
+
+
 @group.command("deploy")
 @click.option("-c", "--compose-file", "files", multiple=True, required=True, help="Compose file (repeat to merge).")
+@click.option("--prune", is_flag=True, help="Remove services that are no longer in the files.")
+@click.option("--detach", "-d", is_flag=True, help="Return at once instead of waiting for the services to converge.")
+@click.option("--timeout", default=300.0, show_default=True, type=float,
+              help="Seconds to wait for the services to converge.")
 @click.argument("name")
-def deploy(files, name):
+@with_client
+def deploy(client, files, prune, detach, timeout, name):
     """Deploy a new stack or update an existing one."""
-    not_implemented("stack deploy")
+    stack = _load(files, name)
+    result = client.deploy(name, stack.to_dict(), _object_contents(stack), prune)
+    changed = [s["name"] for s in result["services"] if s["changed"]]
+    for s in result["services"]:
+        verb = ("Updating" if s["version"] > 1 else "Creating") if s["changed"] else "Unchanged"
+        console.print(f"{verb} service {s['name']}")
+    for removed in result["removed"]:
+        console.print(f"Removing service {removed}")
+    if not detach and changed:
+        wait_converged(client, changed, timeout)
 
 
 @group.command("ls")
-def ls():
+@format_option
+@with_client
+def ls(client, fmt):
     """List stacks."""
-    not_implemented("stack ls")
+    stacks = client.stacks()
+    if fmt == "json":
+        return print_json(stacks)
+    print_table(["NAME", "SERVICES"], [[s["name"], s["services"]] for s in stacks])
 
 
 @group.command("ps")
 @click.argument("name")
-def ps(name):
+@format_option
+@with_client
+def ps(client, name, fmt):
     """List the tasks of a stack."""
-    not_implemented("stack ps")
+    tasks = client.stack_tasks(name)
+    if fmt == "json":
+        return print_json(tasks)
+    print_table(TASK_COLUMNS, task_rows(tasks))
 
 
 @group.command("services")
 @click.argument("name")
-def services(name):
+@format_option
+@with_client
+def services(client, name, fmt):
     """List the services of a stack."""
-    not_implemented("stack services")
+    found = client.stack_services(name)
+    if fmt == "json":
+        return print_json(found)
+    print_table(SERVICE_COLUMNS, service_rows(found))
 
 
 @group.command("rm")
 @click.argument("names", nargs=-1, required=True)
-def rm(names):
-    """Remove stacks."""
-    not_implemented("stack rm")
+@click.option("--detach", "-d", is_flag=True, help="Return at once instead of waiting for the containers to go.")
+@click.option("--timeout", default=120.0, show_default=True, type=float)
+@with_client
+def rm(client, names, detach, timeout):
+    """Remove stacks (their services, their containers on every node, their secrets and configs)."""
+    for name in names:
+        for service in client.remove_stack(name)["removed"]:
+            console.print(f"Removing service {service}")
+    if detach:
+        return
+    deadline = time.time() + timeout
+    while any(client.tasks(stack=name) for name in names):
+        if time.time() > deadline:
+            fail(f"the stack's containers were not all removed within {timeout:.0f} s")
+        time.sleep(0.25)

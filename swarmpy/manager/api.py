@@ -308,7 +308,9 @@ def create_app(ctx: ManagerContext) -> Flask:
     def list_tasks():
         node_ref = request.args.get("node")
         node_id = store.find_node(node_ref).id if node_ref else None
-        return jsonify(task_listing(store.list_services(stack=request.args.get("stack")), node_id))
+        stack = request.args.get("stack")
+        return jsonify(task_listing(store.list_services(stack=stack) + store.removed_services(stack=stack),
+                                    node_id))
 
     # ---------------------------------------------------------------- secrets and configs
 

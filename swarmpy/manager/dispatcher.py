@@ -143,7 +143,11 @@ class Dispatcher(Component):
         self.dispatch_due()
         now = time.time()
         resend = []
-        for task in self.store.all_tasks():
+        tasks = self.store.all_tasks()
+        waiting = self.store.dispatch_pending([t.id for t in tasks if t.desired_state == DesiredState.SHUTDOWN])
+        for task in tasks:
+            if task.id in waiting:
+                continue
             if task.node_id is None or task.state.terminal:
                 continue
             stopping = task.desired_state == DesiredState.SHUTDOWN

@@ -37,7 +37,8 @@ class Orchestrator(Component):
         self.timers: dict[str, float] = {}
 
     def reconcile_all(self) -> None:
-        ids = {s.id for s in self.store.list_services()} | self.store.service_ids_with_tasks()
+        ids = ({s.id for s in self.store.list_services()} | self.store.service_ids_with_tasks()
+               | {s.id for s in self.store.removed_services()})
         self.reconcile_services(ids)
 
     def handle(self, events) -> None:
@@ -99,6 +100,8 @@ class Orchestrator(Component):
                     self.store.request_container_removal(plan.delete, pipeline=p)
                 if plan.update_status is not None:
                     self.store.set_update_status(sid, plan.update_status, pipeline=p)
+                if plan.forget_service:
+                    self.store.forget_removed_service(sid, pipeline=p)
             p.execute()
         for sid, (service, plan) in plans.items():
             if plan.rollback and service is not None:

@@ -31,6 +31,7 @@ class Plan:
     delete: list[Task] = field(default_factory=list)  # forgotten (history, removed service)
     update_status: dict[str, Any] | None = None  # the rolling update's record, when it changed
     clear_update_status: bool = False
+    forget_service: bool = False  # a removed service whose tasks are all gone
     rollback: bool = False  # the update failed and asks to roll back
     wake_at: float | None = None  # reconcile again at this time (restart delay, update delay)
 
@@ -41,7 +42,7 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not (self.create or self.shutdown or self.delete or self.update_status is not None
-                    or self.clear_update_status or self.rollback)
+                    or self.clear_update_status or self.rollback or self.forget_service)
 
 
 def is_live(task: Task) -> bool:
@@ -76,6 +77,7 @@ def _remove(tasks: list[Task], plan: Plan) -> None:
             plan.shutdown.append(t)
         elif t.state.terminal:
             plan.delete.append(t)
+    plan.forget_service = len(plan.delete) == len(tasks)
 
 
 class _Reconciler:

@@ -116,6 +116,12 @@ class NodeSSHAdapter(SSHHTTPAdapter):
     def _connect(self):
         pass  # already connected; a broken session makes a new client (see Engines)
 
+    def get_connection(self, url, proxies=None):
+        # The SDK keeps one pool per request URL, so every container id or path
+        # opened a new SSH channel and `docker system dial-stdio` (~0.1 s each).
+        # All requests go to one engine: one pool serves them all.
+        return super().get_connection("ssh://node/", proxies)
+
 
 def ssh_docker_client(ssh_client: paramiko.SSHClient, timeout: float = 60) -> docker.DockerClient:
     api = docker.APIClient(base_url="tcp://127.0.0.1:9", version=API_VERSION, timeout=timeout)

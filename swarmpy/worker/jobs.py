@@ -130,7 +130,8 @@ def _start(task: Task, service: Service, node: Node) -> str:
         if plan.files:
             client.api.put_archive(container_id, "/", containers.files_archive(plan.files))
         running = False
-    store.update_task_status(task.id, TaskState.STARTING, message="starting", container_id=container_id)
+    if store.update_task_status(task.id, TaskState.STARTING, message="starting", container_id=container_id) is None:
+        return _superseded(client, container_id)
     if not running:
         client.api.start(container_id)
     info = client.api.inspect_container(container_id)
@@ -143,9 +144,16 @@ def _start(task: Task, service: Service, node: Node) -> str:
         return final.value
     health = (state.get("Health") or {}).get("Status")
     endpoints = containers.endpoints_from_inspect(service.spec, node.address, info)
-    store.update_task_status(task.id, TaskState.RUNNING, message="started", container_id=container_id,
-                             endpoints=endpoints, health=health)
+    if store.update_task_status(task.id, TaskState.RUNNING, message="started", container_id=container_id,
+                                endpoints=endpoints, health=health) is None:
+        return _superseded(client, container_id)
     return "running"
+
+
+def _superseded(client, container_id: str) -> str:
+    """The task was shut down while it started: its container must not live on."""
+    client.api.remove_container(container_id, v=True, force=True)
+    return "superseded"
 
 
 def _files(service: Service) -> list[tuple[str, bytes, FileReference]]:
@@ -167,32 +175,50 @@ def _files(service: Service) -> list[tuple[str, bytes, FileReference]]:
 
 
 def stop_task(task_id: str) -> str:
+    """Stop the task's container: its stop signal now, SIGKILL when the grace period ran out.
+
+    The job never waits out the grace period (a worker would sit idle for it):
+    it asks the dispatcher to send it again at the deadline. The watcher
+    records the container's death as SHUTDOWN, whichever comes first."""
     loaded = _load(task_id)
     if loaded is None:
         return "gone"
     task, node = loaded
     store = current().store
     try:
-        service = store.get_service(task.service_id)
+        service = store.get_service(task.service_id, removed=True)
+        grace, signal = service.spec.stop_grace_period, service.spec.stop_signal or "SIGTERM"
     except RecordNotFound:
-        service = None
-    grace = service.spec.stop_grace_period if service else 10.0
+        grace, signal = 10.0, "SIGTERM"
+    now = time.time()
 
-    def stop():
+    def stop() -> bool:
+        """True once nothing of the task runs any more."""
         client = current().engines.client(node)
-        for c in find_containers(client, task_id):
-            if c["State"] in ("running", "restarting", "paused"):
-                client.api.stop(c["Id"], timeout=int(round(grace)))
-            if service is None:
-                client.api.remove_container(c["Id"], v=True, force=True)
+        running = [c for c in find_containers(client, task_id) if c["State"] in ("running", "restarting", "paused")]
+        if not running:
+            return True
+        for c in running:
+            if task.stop_requested_at and now >= task.stop_requested_at + grace - 0.05:
+                client.api.kill(c["Id"], signal="SIGKILL")
+            elif not task.stop_requested_at:
+                client.api.kill(c["Id"], signal=signal)
+        return False
 
     try:
-        _with_retries(task_id, node.id, stop)
+        done = _with_retries(task_id, node.id, stop)
+    except NotFound:
+        done = True  # the container went while we looked
     except Exception as e:
         log.warning("task %s: stop failed: %s", task_id, _explain(e))
         raise  # the dispatcher sends it again; the watcher cleans up when the node returns
-    store.update_task_status(task_id, TaskState.SHUTDOWN, message="shutdown")
-    return "shutdown"
+    if done:
+        store.update_task_status(task_id, TaskState.SHUTDOWN, message="shutdown")
+        return "shutdown"
+    if not task.stop_requested_at:
+        store.update_task_status(task_id, task.state, message="stopping", stop_requested_at=now)
+        store.dispatch_at(task_id, now + grace)
+    return "stopping"
 
 
 def remove_container(node_id: str, container_id: str) -> str:

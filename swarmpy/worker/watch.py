@@ -186,9 +186,12 @@ class NodeWatcher(threading.Thread):
                 if task is None or task.node_id != node.id or task.state == TaskState.ORPHANED:
                     client.api.remove_container(c["Id"], v=True, force=True)
                 elif task.desired_state == DesiredState.SHUTDOWN and running:
-                    client.api.stop(c["Id"], timeout=10)
-                    self.store.update_task_status(task_id, TaskState.SHUTDOWN, message="shutdown")
-                elif not running and task.state in (TaskState.STARTING, TaskState.RUNNING):
+                    if task.state.terminal:  # recorded as gone while its node was away
+                        client.api.kill(c["Id"], signal="SIGKILL")
+                    else:  # a regular stop, grace period and all
+                        self.store.dispatch_at(task_id, time.time())
+                elif c["State"] in ("exited", "dead") and task.state == TaskState.RUNNING:
+                    # it died while we were not listening ("created" ones belong to a start job at work)
                     info = client.api.inspect_container(c["Id"])
                     self.record_exit(task_id, info["State"].get("ExitCode", -1))
             except Exception as e:

@@ -49,3 +49,16 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if {"lab", "lab_machine"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.lab)
+
+
+@pytest.fixture(scope="session")
+def cluster(lab, tmp_path_factory):
+    """A swarmpy cluster for the whole run: the manager on this machine, the lab's 3 nodes joined."""
+    from tests.integration.cluster import Cluster
+
+    c = Cluster(lab, tmp_path_factory.mktemp("swarmpy-state"))
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
