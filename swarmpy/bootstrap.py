@@ -138,12 +138,13 @@ def _pid(state: StateDir, name: str) -> int | None:
 
 
 def alive(pid: int | None) -> bool:
+    """The process runs (a zombie does not: PID 1 of some machines never reaps orphans)."""
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
         return False
 
 

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -52,8 +53,69 @@ def in_node(node: LabNode, args: list[str]) -> list[str]:
     return ["nsenter", f"--net=/run/netns/{node.netns}", f"--uts={node.uts}", *args]
 
 
+def _clear_leftovers(node: LabNode, timeout: float = 10) -> None:
+    """What a killed dockerd leaves behind stops a new one: its containerd (still holding its
+    state for a moment) and its pid file. Wait for the first to go, remove the second."""
+    mark = os.path.join(node.dir, "exec", "containerd").encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [pid for pid in _pids() if mark in _cmdline(pid) and b"containerd" in _cmdline(pid)
+                and _state(pid) != "Z"]
+        if not left:
+            break
+        if time.monotonic() > deadline - timeout / 2:
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        time.sleep(0.1)
+    # PID 1 of these machines may never reap orphans: a killed daemon stays a zombie,
+    # which `kill -0` calls alive, and dockerd would wait on it forever.
+    _remove_stale_pidfile(os.path.join(node.dir, "dockerd.pid"), b"dockerd")
+    _remove_stale_pidfile(os.path.join(node.dir, "exec", "containerd", "containerd.pid"), b"containerd")
+
+
+def _remove_stale_pidfile(path: str, program: bytes) -> None:
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return
+    if not (program in _cmdline(pid) and _state(pid) not in ("Z", "X")):
+        os.unlink(path)
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "X"
+
+
+def kill(node: LabNode) -> int:
+    """SIGKILL the node's dockerd (a host losing its engine); returns the pid it had."""
+    pid = wait_ready(node, 5)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
 def start(lab: Lab, node: LabNode) -> None:
     """Start dockerd detached (`setsid -f`: not our child, so never our zombie)."""
+    _clear_leftovers(node)
     with open(os.path.join(node.dir, "daemon.json"), "w") as f:
         json.dump(daemon_config(node), f)
     group = cgroups.make_daemons_group(lab.cgroup, node.name)

@@ -246,7 +246,9 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     def service_listing(services: list[Service]):
         tasks = store.tasks_of_services([s.id for s in services])
-        return [views.service_summary(s, tasks.get(s.id, []), store.get_update_status(s.id)) for s in services]
+        nodes = store.list_nodes()
+        return [views.service_summary(s, tasks.get(s.id, []), nodes, store.get_update_status(s.id))
+                for s in services]
 
     def task_listing(services: list[Service], node_id: str | None = None):
         nodes = {n.id: n for n in store.list_nodes()}

@@ -14,7 +14,7 @@ import ipaddress
 import itertools
 from collections.abc import Callable, Hashable, Sequence
 
-from swarmpy.model import Constraint, Node, Platform
+from swarmpy.model import Constraint, Node, Placement, Platform
 
 Accessor = Callable[[Node], str]
 
@@ -93,6 +93,11 @@ def platform_matches(platforms: Sequence[Platform], node: Node) -> bool:
         (not p.architecture or _arch(p.architecture) == arch) and (not p.os or p.os == node.os)
         for p in platforms
     )
+
+
+def placement_matches(placement: Placement, node: Node) -> bool:
+    """The node meets a service's constraints and platforms (who may run a global service)."""
+    return constraints_match(placement.constraints, node) and platform_matches(placement.platforms, node)
 
 
 def spread_supported(descriptor: str) -> bool:

@@ -13,7 +13,7 @@ import time
 
 from swarmpy.manager import reconcile
 from swarmpy.manager.component import Component
-from swarmpy.manager.constraints import constraints_match, platform_matches
+from swarmpy.manager.constraints import placement_matches
 from swarmpy.model import DesiredState, Node, Service, TaskState
 
 log = logging.getLogger(__name__)
@@ -23,9 +23,7 @@ _STATES_OF_INTEREST = {s.value for s in TaskState if s.terminal} | {TaskState.RU
 
 
 def satisfies(service: Service, node: Node) -> bool:
-    """The node meets the service's placement constraints and platforms (global services)."""
-    placement = service.spec.deploy.placement
-    return constraints_match(placement.constraints, node) and platform_matches(placement.platforms, node)
+    return placement_matches(service.spec.deploy.placement, node)
 
 
 class Orchestrator(Component):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from swarmpy.manager.constraints import placement_matches
+from swarmpy.manager.reconcile import node_accepts_new_tasks
 from swarmpy.model import DesiredState, Node, Service, Task, TaskState
 
 
@@ -13,26 +15,30 @@ def ports_text(service: Service) -> str:
                      else f"{p.published}:{p.target}/{p.protocol} (host)" for p in service.spec.ports if p.published)
 
 
-def replicas(service: Service, tasks: list[Task]) -> tuple[int, int, str]:
-    """(running, desired, text) as `docker service ls` shows them."""
+def replicas(service: Service, tasks: list[Task], nodes: list[Node]) -> tuple[int, int, str]:
+    """(running, desired, text) as `docker service ls` shows them. A global service wants a task
+    on each node that may take one, and keeps those it has on paused nodes."""
     mode = service.spec.deploy.mode
     live = [t for t in tasks if t.desired_state != DesiredState.SHUTDOWN]
     running = sum(1 for t in live if t.state == TaskState.RUNNING)
     if mode == "replicated":
         desired = service.spec.deploy.replicas
         return running, desired, f"{running}/{desired}"
+    eligible = {n.id for n in nodes if node_accepts_new_tasks(n)
+                and placement_matches(service.spec.deploy.placement, n)}
     if mode == "global":
-        desired = len(live)
+        desired = len(eligible | {t.node_id for t in live if not t.state.terminal})
         return running, desired, f"{running}/{desired}"
     done = len({t.slot if t.slot is not None else t.node_id for t in tasks
                 if t.state == TaskState.COMPLETE and t.spec_version == service.spec_version})
     total = service.spec.deploy.replicas if mode == "replicated-job" else len(
-        {t.node_id for t in tasks if t.spec_version == service.spec_version})
+        eligible | {t.node_id for t in tasks if t.spec_version == service.spec_version})
     return running, total, f"{running}/{total} ({done}/{total} completed)"
 
 
-def service_summary(service: Service, tasks: list[Task], update: dict | None = None) -> dict[str, Any]:
-    running, desired, text = replicas(service, tasks)
+def service_summary(service: Service, tasks: list[Task], nodes: list[Node],
+                    update: dict | None = None) -> dict[str, Any]:
+    running, desired, text = replicas(service, tasks, nodes)
     return {
         "id": service.id, "name": service.name, "stack": service.stack, "mode": service.spec.deploy.mode,
         "replicas": text, "running": running, "desired": desired, "image": service.spec.image,

@@ -104,10 +104,10 @@ class Cluster:
             out[name] = sorted(c.name for c in found)
         return out
 
-    def running(self, stack: str, service: str | None = None) -> dict[str, int]:
+    def running(self, stack: str, service: str | None = None, nodes=("node1", "node2", "node3")) -> dict[str, int]:
         prefix = f"{stack}_{service}." if service else ""
         return {n: sum(1 for c in names if c.startswith(prefix))
-                for n, names in self.containers(stack).items()}
+                for n, names in self.containers(stack, nodes=nodes).items()}
 
     def services(self, stack: str) -> dict[str, dict]:
         return {s["name"]: s for s in self.json("stack", "services", stack)}
