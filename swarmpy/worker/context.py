@@ -26,6 +26,7 @@ class WorkerContext:
     engines: Engines
     hostname: str
     state: StateDir | None = None  # this machine's state dir (promotion copies from it)
+    worker_name: str = ""  # the rq worker this process is (holders of locks are named by it)
 
     @classmethod
     def create(cls, store: Store, vault: Vault | None, state: StateDir | None = None) -> "WorkerContext":

@@ -40,16 +40,21 @@ def has_image(client: docker.DockerClient, image: str) -> bool:
 
 
 def ensure_image(store: Store, node_id: str, client: docker.DockerClient,
-                 source: docker.DockerClient | None, image: str, pull_timeout: float = 60) -> str:
+                 source: docker.DockerClient | None, image: str, worker_name: str = "") -> str:
     """Make sure `image` is on the node; returns how (present, sent, pulled)."""
     image = normalize(image)
     if has_image(client, image):
         return "present"
     lock = f"image:{node_id}:{image}"
-    holder = f"{time.time()}"
+    holder = f"{worker_name}|{time.time()}"
     deadline = time.time() + TRANSFER_LOCK_MS / 1000
     while not store.acquire_lease(lock, holder, TRANSFER_LOCK_MS):
-        # another job is sending it; wait for it to land
+        # another job is sending it: wait for it to land, unless its worker died mid-way
+        other = store.lease_holder(lock) or ""
+        other_worker = other.split("|", 1)[0]
+        if other_worker and not store.is_alive("worker", other_worker):
+            store.release_lease(lock, other)
+            continue
         if time.time() > deadline:
             break
         time.sleep(0.2)

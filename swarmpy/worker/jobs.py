@@ -115,7 +115,7 @@ def _start(task: Task, service: Service, node: Node) -> str:
         running = existing[0]["State"] == "running"
     else:
         images.ensure_image(store, node.id, client, ctx.source_engine() if node.ssh_user else None,
-                            service.spec.image)
+                            service.spec.image, ctx.worker_name)
         plan = containers.container_plan(task, service, node, store.get_stack(service.stack),
                                          _files(service))
         host_config = client.api.create_host_config(**plan.host_config)

@@ -93,6 +93,7 @@ def job_process(state_path: str, index: int) -> None:
     store = ctx.store
     redis_url = state.load().redis_url
     name = f"{socket.gethostname()}.{os.getpid()}"
+    ctx.worker_name = name
     stop = threading.Event()
     store.mark_alive("worker", name, {"pid": os.getpid()}, ALIVE_TTL)
     threading.Thread(target=_keep_alive, args=(store, name, stop), daemon=True).start()
