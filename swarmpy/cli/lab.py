@@ -8,7 +8,8 @@ import click
 from rich.table import Table
 
 from swarmpy import lab
-from swarmpy.cli.common import console, fail
+from swarmpy.cli.common import console, fail, host_option, state_dir_option
+from swarmpy.client import Client, ClientError
 
 DEFAULT_NAME = "lab"
 name_option = click.option("--name", default=DEFAULT_NAME, show_default=True, help="Which lab.")
@@ -36,8 +37,11 @@ def group():
 @click.option("--subnet", metavar="CIDR", help="The nodes' subnet (default: a free 10.x.0.0/24).")
 @click.option("--image", "images", multiple=True, metavar="IMAGE",
               help="An image of this machine's engine to load into every node (repeatable).")
+@click.option("--join", is_flag=True, help="Add every node to the running cluster (`swarmpy node add`).")
+@host_option
+@state_dir_option
 @lab_errors
-def up(nodes, name, subnet, images):
+def up(nodes, name, subnet, images, join, host, state_dir):
     """Start a lab of N hosts on this machine.
 
     Each node is a network namespace on the lab's bridge with its own
@@ -65,6 +69,27 @@ def up(nodes, name, subnet, images):
         f"key:         {made.identity}\n"
         f"known_hosts: {made.known_hosts}",
         highlight=False, soft_wrap=True)
+    if join:
+        _join(made, Client.from_env(host, state_dir))
+
+
+def _join(made: lab.Lab, client: Client) -> None:
+    """Each lab node joins the cluster over SSH, with the lab's key and its known host keys."""
+    identity = open(made.identity).read()
+    keys = {}
+    for line in open(made.known_hosts).read().splitlines():
+        parts = line.split()
+        if len(parts) >= 3:
+            keys[parts[0]] = f"{parts[1]} {parts[2]}"
+    for node in made.nodes:
+        # nodes of other labs than the default one carry the lab's name, so two labs can join one cluster
+        name = node.name if made.name == DEFAULT_NAME else f"{made.name}-{node.name}"
+        host_key = keys.get(node.address) or keys.get(f"[{node.address}]:{node.ssh_port}")
+        try:
+            added = client.add_node(name, node.address, node.ssh_port, "root", identity, host_key=host_key)
+        except ClientError as e:
+            fail(f"{name} did not join: {e}")
+        console.print(f"{name} joined the cluster as node {added['id']}")
 
 
 @group.command("down")

@@ -137,3 +137,17 @@ def test_drain_moves_tasks_and_pause_places_nothing_new(cluster, tmp_path):
         cluster.cli("node", "update", "--availability", "active", "node1", check=False)
         cluster.cli("node", "update", "--availability", "active", "node2", check=False)
         cluster.cli("stack", "rm", "drain", check=False)
+
+
+def test_lab_up_join_adds_every_node(cluster):
+    swarmpy_lab.down("tj")
+    try:
+        done = cluster.cli("lab", "up", "--nodes", "2", "--name", "tj", "--join")
+        assert "tj-node1 joined the cluster" in done.stdout and "tj-node2 joined the cluster" in done.stdout
+        wait_for(lambda: {n["hostname"]: n["status"] for n in cluster.json("node", "ls")
+                          if n["hostname"].startswith("tj-")} == {"tj-node1": "ready", "tj-node2": "ready"},
+                 20, what="the joined nodes ready")
+    finally:
+        for name in ("tj-node1", "tj-node2"):
+            cluster.cli("node", "rm", "--force", name, check=False)
+        swarmpy_lab.down("tj")
