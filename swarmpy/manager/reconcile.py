@@ -119,7 +119,10 @@ class _Reconciler:
         return task
 
     def shutdown(self, task: Task) -> None:
-        if task not in self.plan.shutdown:
+        if task in self.plan.create:  # made by this pass (a restart in a slot scaled away): never made
+            self.plan.create.remove(task)
+            self.slots[slot_of(task)].remove(task)
+        elif task not in self.plan.shutdown:
             self.plan.shutdown.append(task)
 
     def succeeded(self, slot) -> bool:
@@ -145,16 +148,18 @@ class _Reconciler:
     def replace_dead_tasks(self) -> None:
         policy = self.spec.deploy.restart_policy
         for slot in list(self.slots):
-            for t in self.live(slot):
+            replaced = False
+            for t in reversed(self.live(slot)):  # newest first: its successor carries its history
                 if not t.state.terminal or (self.job and self.succeeded(slot)):
                     continue
                 decision = restart.decide(t, policy, self.now, job=self.job)
                 if not decision.restart:
                     continue  # the dead task keeps its slot: nothing replaces it
                 self.shutdown(t)
-                if self.global_mode and not self.node_usable(slot):
-                    continue  # a global task comes back when its node does
+                if replaced or (self.global_mode and not self.node_usable(slot)):
+                    continue  # one successor per slot; a global task comes back when its node does
                 self.new_task(slot, decision.not_before, decision.history)
+                replaced = True
 
     def node_usable(self, node_id) -> bool:
         node = self.nodes.get(node_id)
@@ -247,8 +252,16 @@ class _Reconciler:
             self.place_global()
 
     def prune_history(self) -> None:
-        for ts in self.slots.values():
+        for slot, ts in self.slots.items():
             dead = [t for t in ts if (not is_live(t) or t in self.plan.shutdown) and t.state.terminal]
-            for t in dead[:-HISTORY_PER_SLOT]:
+            keep = HISTORY_PER_SLOT
+            if self.slot_removed(slot, ts):  # Swarm deletes the tasks of slots it scaled away
+                dead, keep = [t for t in dead if not is_live(t)], 0
+            for t in dead[:len(dead) - keep]:
                 if t not in self.plan.delete:
                     self.plan.delete.append(t)
+
+    def slot_removed(self, slot, ts: list[Task]) -> bool:
+        """A replica slot left with no task that runs or may still run: scaled away."""
+        return (not self.global_mode and not self.job and not self.live(slot)
+                and all(t.state.terminal for t in ts))

@@ -20,7 +20,9 @@ from swarmpy.model import Task, TaskState
 if TYPE_CHECKING:  # the reconciler passes itself in
     from swarmpy.manager.reconcile import _Reconciler
 
-_FAILED = (TaskState.FAILED, TaskState.REJECTED)
+# A new task that ends during the update failed it: failed, rejected, or "early
+# termination" (it exited 0 although a service task should keep running).
+_FAILED = (TaskState.FAILED, TaskState.REJECTED, TaskState.COMPLETE)
 
 
 def is_up(task: Task, needs_health: bool) -> bool:
@@ -35,10 +37,10 @@ def advance(r: "_Reconciler") -> None:
     rolling_back = bool(status and status.get("mode") == "rollback" and status.get("version") == version)
     cfg = service.spec.deploy.rollback_config if rolling_back else service.spec.deploy.update_config
 
-    # start-first slots whose successor is up: the old task goes now.
+    # start-first slots whose successor is up, or ended and stays so: the old task goes now.
     for slot in list(r.slots):
         live = r.live(slot)
-        if len(live) > 1 and is_up(live[-1], needs_health):
+        if len(live) > 1 and (is_up(live[-1], needs_health) or live[-1].state.terminal):
             for old in live[:-1]:
                 r.shutdown(old)
 
@@ -71,7 +73,7 @@ def advance(r: "_Reconciler") -> None:
 
     failed = [t for ts in r.slots.values() for t in ts
               if t.spec_version == version and t.created_at >= started and t.state in _FAILED]
-    total = max(1, len(r.slots))
+    total = max(1, sum(1 for s in r.slots if r.live(s) or r.waiting_for_stop(s)))  # not history-only slots
     if failed and cfg.failure_action != "continue" and len(failed) / total > cfg.max_failure_ratio:
         _fail(r, status, failed[0], rolling_back, cfg.failure_action)
         return
@@ -87,7 +89,7 @@ def advance(r: "_Reconciler") -> None:
 
     if cooling:
         r.plan.wake(min(cooling))
-    room = (cfg.parallelism or len(outdated)) - in_flight - len(cooling)
+    room = cfg.parallelism - in_flight - len(cooling) if cfg.parallelism else len(outdated)  # 0: all at once
     for slot in outdated[:max(0, room)]:
         old = r.live(slot)
         if cfg.order == "start-first" and not all(t.state.terminal for t in old):
@@ -105,7 +107,7 @@ def _fail(r, status: dict, task: Task, rolling_back: bool, action: str) -> None:
         r.plan.update_status = {**status, "state": "rollback_started",
                                 "message": f"update rolled back due to failure or early termination of task {task.id}"}
         return
-    state = "rollback_paused" if rolling_back else "paused"
+    state, what = ("rollback_paused", "rollback") if rolling_back else ("paused", "update")
     if status["state"] != state:
         r.plan.update_status = {**status, "state": state, "paused_at": r.now,
-                                "message": f"update paused due to failure or early termination of task {task.id}"}
+                                "message": f"{what} paused due to failure or early termination of task {task.id}"}
