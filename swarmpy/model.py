@@ -465,6 +465,7 @@ class Task(Serializable):
     health: str | None = None  # starting | healthy | unhealthy (Docker's words)
     stop_requested_at: float = 0.0  # when the stop signal was sent; SIGKILL follows after the grace period
     not_before: float = 0.0  # restart delay: do not start before this time
+    desired_at: float = 0.0  # when the desired state last changed (the mesh drains a task before it stops)
     restart_history: list[float] = field(default_factory=list)  # times of earlier restarts of this slot
     created_at: float = 0.0
     updated_at: float = 0.0  # time of the last observed state change

@@ -482,12 +482,12 @@ class Store:
         """The manager's half of a task: what it should become (running, shutdown)."""
         p = pipeline or self.pipeline()
         changed = []
+        now = time.time()
         for t in tasks:
-            t = t.copy(desired_state=desired)
+            t = t.copy(desired_state=desired, desired_at=now)
             spec, _ = self._split(t)
             p.hset(self.key("tasks"), t.id, spec)
             changed.append(t)
-        now = time.time()
         for t in changed:
             if t.node_id and not t.state.terminal:
                 p.zadd(self.key("tasks", "dispatch"), {t.id: now})

@@ -9,7 +9,7 @@ import time
 import click
 
 from swarmpy import bootstrap
-from swarmpy.cli.common import console, fail, state_dir_option
+from swarmpy.cli.common import console, fail, format_option, print_json, print_table, state_dir_option, with_client
 from swarmpy.client import Client, ClientError
 from swarmpy.settings import DEFAULT_API_PORT, StateDir
 
@@ -141,18 +141,44 @@ def worker(state_dir, processes, local_node, docker_socket, log_level):
     runner.run(state, processes or config.workers, local)
 
 
-@click.command("lb")
+@click.group("lb", invoke_without_command=True)
 @state_dir_option
 @click.option("--node-id", default=None, help="The node this load balancer runs on.")
+@click.option("--processes", default=1, show_default=True, help="Processes sharing each port (one per core).")
 @click.option("--log-level", default="warning", show_default=True)
-def lb(state_dir, node_id, log_level):
-    """Run a load balancer (the ingress routing mesh) in the foreground."""
+@click.pass_context
+def lb(ctx, state_dir, node_id, processes, log_level):
+    """Run a load balancer (the ingress routing mesh) in the foreground; `lb status` shows them all."""
+    if ctx.invoked_subcommand is not None:
+        return
     from swarmpy.lb import server
     _logging(log_level)
     state = StateDir(state_dir)
     if not state.exists():
         fail(f"no cluster config in {state.path}: run `swarmpy init` first")
-    server.run(state, node_id=node_id)
+    server.run(state, node_id=node_id, processes=processes)
+
+
+@lb.command("status")
+@format_option
+@with_client
+def lb_status(client, fmt):
+    """Every load balancer's table: per published port, its endpoints (up, draining, down) and open connections."""
+    statuses = client.lb_status()
+    if fmt == "json":
+        return print_json(statuses)
+    rows = []
+    for lb_id, status in sorted(statuses.items()):
+        for port, entry in status.get("ports", {}).items():
+            if entry.get("error"):
+                rows.append([lb_id, port, entry["service"], "-", "error: " + entry["error"], ""])
+            for e in entry.get("endpoints", []) or ([] if entry.get("error") else [None]):
+                if e is None:
+                    rows.append([lb_id, port, entry["service"], "(no endpoint)", "", ""])
+                else:
+                    rows.append([lb_id, port, entry["service"], f"{e['address']}:{e['port']}", e["state"],
+                                 e["connections"]])
+    print_table(["LOAD BALANCER", "PORT", "SERVICE", "ENDPOINT", "STATE", "CONNECTIONS"], rows)
 
 
 commands = [init, leave, down, manager, worker, lb]

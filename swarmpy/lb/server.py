@@ -1,5 +1,157 @@
-"""Placeholder until the routing mesh lands (issue 6)."""
+"""`swarmpy lb`: the ingress routing mesh on this host.
+
+A thread follows the store's event stream and rebuilds the routing table
+when tasks, services or nodes change (within a second of the change, from
+the stream, not from polling); the event loop applies it: new published
+ports are opened, removed ones closed, endpoints swapped in place. Every
+second, and at once after each change, the load balancer writes its status
+to the store: its ports and endpoints, and up to which change it has applied
+(the stop of a task waits for every load balancer to have drained it).
+
+With `--processes N`, N processes share each port (SO_REUSEPORT), one per core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+
+from swarmpy.lb import routes
+from swarmpy.lb.proxy import Health, Listener
+from swarmpy.settings import StateDir
+from swarmpy.store import Store
+
+log = logging.getLogger(__name__)
+
+STATUS_EVERY = 1.0
+STATUS_TTL = 5.0
 
 
-def run(state, node_id=None):
-    raise SystemExit("swarmpy lb: not implemented yet")
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+class Mesh:
+    def __init__(self, store: Store, lb_id: str, node_id: str | None, host: str = "0.0.0.0"):
+        self.store, self.lb_id, self.node_id, self.host = store, lb_id, node_id, host
+        self.listeners: dict[tuple[int, str], Listener] = {}
+        self.health = Health()
+        self.applied_at = 0.0
+
+    async def apply(self, table: dict[tuple[int, str], routes.Route], applied_at: float) -> None:
+        for key in list(self.listeners):
+            if key not in table:
+                self.listeners.pop(key).close()
+        for key, route in table.items():
+            listener = self.listeners.get(key)
+            if listener is None or listener.error:
+                if listener is not None:
+                    listener.close()
+                listener = self.listeners[key] = Listener(route, self.health)
+                await listener.open(self.host)
+            else:
+                listener.update(route)
+        self.applied_at = max(self.applied_at, applied_at)
+        self.report()
+
+    def endpoints(self) -> set[tuple[str, int]]:
+        return {(e.address, e.port) for lst in self.listeners.values() for e in lst.route.endpoints}
+
+    def status(self) -> dict:
+        return {"host": socket.gethostname(), "pid": os.getpid(), "node_id": self.node_id,
+                "applied_at": self.applied_at, "updated_at": time.time(),
+                "ports": {f"{port}/{proto}": lst.status() for (port, proto), lst in sorted(self.listeners.items())}}
+
+    def report(self) -> None:
+        try:
+            self.store.put_lb_status(self.lb_id, self.status(), ttl_s=STATUS_TTL)
+        except Exception as e:
+            log.warning("lb: cannot write status: %s", e)
+
+    async def report_forever(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_EVERY)
+            await asyncio.get_running_loop().run_in_executor(None, self.report)
+
+
+def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+    """Rebuild the table whenever the event stream says something relevant changed."""
+    cursor = "0-0"
+    first = True
+    while not stop.is_set():
+        try:
+            if first:
+                cursor = store.last_event_id()
+                changed_at, first = time.time(), False
+            else:
+                events = store.read_events(cursor, block_ms=1000)
+                if not events:
+                    continue
+                cursor = events[-1][0]
+                hits = [e for _, e in events if routes.relevant(e)]
+                if not hits:
+                    continue
+                changed_at = max(float(e.get("time", 0)) for e in hits)
+            table = routes.table(store)
+            asyncio.run_coroutine_threadsafe(mesh.apply(table, changed_at), loop).result(timeout=30)
+        except Exception as e:
+            log.warning("lb: cannot follow the store (%s); retrying", e)
+            first = True
+            stop.wait(1.0)
+
+
+def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0") -> None:
+    state = StateDir(state_path)
+    store = Store.from_url(state.load().redis_url)
+    lb_id = f"{socket.gethostname()}.{os.getpid()}"
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    mesh = Mesh(store, lb_id, node_id, host)
+    stop = threading.Event()
+    threading.Thread(target=follow_store, args=(store, mesh, loop, stop), name="lb-follow", daemon=True).start()
+    loop.create_task(mesh.report_forever())
+    loop.create_task(mesh.health.probe(mesh.endpoints))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, loop.stop)
+    try:
+        loop.run_forever()
+    finally:
+        stop.set()
+        for listener in mesh.listeners.values():
+            listener.close()
+        try:
+            store.redis.delete(store.key("lb", "status", lb_id))
+        except Exception:
+            pass
+
+
+def run(state: StateDir, node_id: str | None = None, processes: int = 1, host: str = "0.0.0.0") -> None:
+    if processes <= 1:
+        serve(str(state.path), node_id, host)
+        return
+    spawn = multiprocessing.get_context("spawn")
+    children = [spawn.Process(target=serve, args=(str(state.path), node_id, host), daemon=True)
+                for _ in range(processes)]
+    for child in children:
+        child.start()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    while not stopping.wait(1.0):
+        for i, child in enumerate(children):
+            if not child.is_alive():
+                children[i] = spawn.Process(target=serve, args=(str(state.path), node_id, host), daemon=True)
+                children[i].start()
+    for child in children:
+        child.terminate()
+        child.join(5)

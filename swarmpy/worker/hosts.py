@@ -41,11 +41,14 @@ def _start(session, state_dir: str, name: str, args: str) -> tuple[int, str, str
     return run_command(session, command)
 
 
-def _stop(session, state_dir: str, name: str) -> None:
+def _stop(session, state_dir: str, name: str, later: bool = False) -> None:
     pid = f"{state_dir}/run/{name}.pid"
-    run_command(session, f"if [ -f {pid} ]; then p=$(cat {pid}); kill $p 2>/dev/null; "
-                         f"for i in $(seq 50); do kill -0 $p 2>/dev/null || break; sleep 0.2; done; "
-                         f"kill -9 $p 2>/dev/null; rm -f {pid}; fi", timeout=20)
+    script = (f"if [ -f {pid} ]; then p=$(cat {pid}); kill $p 2>/dev/null; "
+              f"for i in $(seq 50); do kill -0 $p 2>/dev/null || break; sleep 0.2; done; "
+              f"kill -9 $p 2>/dev/null; rm -f {pid}; fi")
+    if later:
+        script = f"setsid nohup sh -c {shlex.quote('sleep 2; ' + script)} >/dev/null 2>&1 < /dev/null &"
+    run_command(session, script, timeout=20)
 
 
 def _write_state(session, node: Node, state_dir: str, with_api: bool) -> dict:
@@ -95,8 +98,9 @@ def stop_manager(node_id: str) -> dict:
     try:
         session = _session(node)
         try:
-            for name in ("manager", "worker"):
-                _stop(session, state_dir, name)
+            _stop(session, state_dir, "manager")
+            # this job may run in that very worker: it stops a moment after the job has answered
+            _stop(session, state_dir, "worker", later=True)
         finally:
             session.close()
     except EngineError as e:

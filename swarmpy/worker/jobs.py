@@ -25,6 +25,7 @@ from swarmpy.worker.engine import EngineError
 log = logging.getLogger(__name__)
 
 BACKOFF = (0.5, 1.0, 2.0)  # seconds before each retry of a transient fault
+DRAIN_WAIT = 1.0  # seconds a stop waits at most for the load balancers to drain the task
 
 
 class Transient(Exception):
@@ -191,6 +192,9 @@ def stop_task(task_id: str) -> str:
     except RecordNotFound:
         grace, signal = 10.0, "SIGTERM"
     now = time.time()
+    if not task.stop_requested_at and _mesh_still_routes_to(task, now):
+        store.dispatch_at(task_id, now + 0.05)
+        return "draining"
 
     def stop() -> bool:
         """True once nothing of the task runs any more."""
@@ -219,6 +223,14 @@ def stop_task(task_id: str) -> str:
         store.update_task_status(task_id, task.state, message="stopping", stop_requested_at=now)
         store.dispatch_at(task_id, now + grace)
     return "stopping"
+
+
+def _mesh_still_routes_to(task: Task, now: float) -> bool:
+    """Does a load balancer still route to this task? The mesh takes a task out of its
+    table before the task stops, so that no new connection meets a stopping server."""
+    if not any(e.mode == "ingress" for e in task.endpoints) or now > task.desired_at + DRAIN_WAIT:
+        return False
+    return any(status.get("applied_at", 0) < task.desired_at for status in current().store.lb_statuses().values())
 
 
 def remove_container(node_id: str, container_id: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -83,7 +84,11 @@ class Cluster:
         self.cli("node", "add", node.name, "--ssh", f"root@{node.address}", "--identity", lab.identity,
                  "--known-hosts", lab.known_hosts, *labels)
 
-    def stop(self) -> None:
+    def stop(self, keep_logs: Path | None = None) -> None:
+        if keep_logs is not None:  # `leave` removes the state dir: keep the processes' logs for a post-mortem
+            keep_logs.mkdir(parents=True, exist_ok=True)
+            for log in (self.state_dir / "run").glob("*.log"):
+                shutil.copy(log, keep_logs / log.name)
         self.cli("leave", "--remove-stacks", "--force", check=False, timeout=180)
         for client in self._engines.values():
             client.close()
@@ -95,14 +100,18 @@ class Cluster:
             self._engines[node_name] = docker.DockerClient(base_url=self.lab.node(node_name).docker_host)
         return self._engines[node_name]
 
+    def listed(self, stack: str, nodes=("node1", "node2", "node3"), running_only: bool = True) -> list[dict]:
+        """The engines' own listing of a stack's containers (one call per node: no race with removals)."""
+        return [dict(c, node=name) for name in nodes
+                for c in self.engine(name).api.containers(all=not running_only,
+                                                          filters={"label": f"com.swarmpy.stack={stack}"})]
+
     def containers(self, stack: str, running_only: bool = True, nodes=("node1", "node2", "node3")) -> dict:
         """Container names of a stack per lab node, as the engines list them."""
-        out = {}
-        for name in nodes:
-            found = self.engine(name).containers.list(all=not running_only,
-                                                      filters={"label": f"com.swarmpy.stack={stack}"})
-            out[name] = sorted(c.name for c in found)
-        return out
+        out = {name: [] for name in nodes}
+        for c in self.listed(stack, nodes, running_only):
+            out[c["node"]].append(c["Names"][0].lstrip("/"))
+        return {name: sorted(names) for name, names in out.items()}
 
     def running(self, stack: str, service: str | None = None, nodes=("node1", "node2", "node3")) -> dict[str, int]:
         prefix = f"{stack}_{service}." if service else ""

@@ -61,4 +61,4 @@ def cluster(lab, tmp_path_factory):
         c.start()
         yield c
     finally:
-        c.stop()
+        c.stop(keep_logs=tmp_path_factory.getbasetemp() / "swarmpy-logs")

@@ -51,7 +51,7 @@ def test_promote_then_kill_the_leader(cluster, tmp_path):
                     for c in cluster.engine(n).containers.list(filters={"label": "com.swarmpy.stack=fo"})}
         assert commands == {("sleep", "3601")}
     finally:
-        bootstrap.spawn(state, "manager", ["manager", "--no-lb"])
+        bootstrap.spawn(state, "manager", ["manager"])
         wait_for(lambda: cluster.cli("node", "ls", check=False).returncode == 0, 20, what="the local manager")
     cluster.cli("stack", "rm", "fo")
     cluster.cli("node", "demote", "node3")

@@ -23,8 +23,7 @@ services:
 
 
 def running_commands(cluster, stack: str) -> list[str]:
-    return sorted(c.attrs["Config"]["Cmd"][1] for n in ("node1", "node2", "node3")
-                  for c in cluster.engine(n).containers.list(filters={"label": f"com.swarmpy.stack={stack}"}))
+    return sorted(c["Command"].split()[1] for c in cluster.listed(stack))
 
 
 def watch_commands(cluster, stack: str, stop: threading.Event, samples: list) -> None:

@@ -41,7 +41,7 @@ def node(name, *, role="worker", status=NodeStatus.READY, availability=Availabil
 
 
 def service(sid="web", *, constraints=(), spread=(), cpus=None, memory=None, ports=(), max_per_node=None,
-            platforms=(), mode="replicated", version=1) -> Service:
+            platforms=(), mode="replicated", spec_version=1) -> Service:
     placement = Placement(
         constraints=[_constraint(c) for c in constraints],
         preferences=[Preference(s) for s in spread],
@@ -51,7 +51,9 @@ def service(sid="web", *, constraints=(), spread=(), cpus=None, memory=None, por
     deploy = DeploySpec(mode=mode, placement=placement,
                         resources=Resources(reservations=ResourceSet(cpus=cpus, memory=memory)))
     spec = ServiceSpec(name=sid, image="busybox", ports=list(ports), deploy=deploy)
-    return Service(id=sid, stack="st", name=f"st_{sid}", spec=spec, version=version)
+    # the record's revision moves with every write (a scale); the tasks follow spec_version only
+    return Service(id=sid, stack="st", name=f"st_{sid}", spec=spec, version=spec_version + 3,
+                   spec_version=spec_version)
 
 
 def _constraint(text: str) -> Constraint:
@@ -64,14 +66,14 @@ def _constraint(text: str) -> Constraint:
 
 def pending(svc: Service, count: int, first_slot: int = 1, **fields) -> list[Task]:
     return [
-        Task(id=f"{svc.id}.{slot}", service_id=svc.id, service_name=svc.name, spec_version=svc.version,
+        Task(id=f"{svc.id}.{slot}", service_id=svc.id, service_name=svc.name, spec_version=svc.spec_version,
              slot=slot, state=TaskState.PENDING, **fields)
         for slot in range(first_slot, first_slot + count)
     ]
 
 
 def running(svc: Service, node_: Node, count: int = 1, **fields) -> list[Task]:
-    fields = {"spec_version": svc.version, "state": TaskState.RUNNING, **fields}
+    fields = {"spec_version": svc.spec_version, "state": TaskState.RUNNING, **fields}
     return [
         Task(id=f"{svc.id}.run.{node_.hostname}.{k}", service_id=svc.id, service_name=svc.name,
              slot=100 + k, node_id=node_.id, **fields)
@@ -81,7 +83,7 @@ def running(svc: Service, node_: Node, count: int = 1, **fields) -> list[Task]:
 
 def global_task(svc: Service, node_id: str) -> Task:
     return Task(id=f"{svc.id}.{node_id}", service_id=svc.id, service_name=svc.name,
-                spec_version=svc.version, node_id=node_id, state=TaskState.PENDING)
+                spec_version=svc.spec_version, node_id=node_id, state=TaskState.PENDING)
 
 
 def schedule(tasks, services, nodes, assigned=()) -> Plan:
@@ -279,7 +281,7 @@ def test_reservations_of_tasks_already_running_count():
 
 def test_a_task_of_an_older_spec_holds_that_specs_reservation():
     nodes = [node("n1", cpus=2)]
-    web = service("web", cpus=0.5, version=2)
+    web = service("web", cpus=0.5, spec_version=2)
     web.previous_spec = copy.deepcopy(web.spec)
     web.previous_spec.deploy.resources.reservations.cpus = 1.5
     plan = schedule(pending(web, 2), [web], nodes, running(web, nodes[0], spec_version=1))

@@ -1,0 +1,214 @@
+"""The ingress routing mesh: a published port answers on every manager and reaches a healthy task
+wherever it runs, without dropping requests while tasks come and go."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.integration.cluster import wait_for
+
+WEB = """
+services:
+  web:
+    image: swarmpy/busybox:latest
+    command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -p 80 -h /www"]
+    ports: ["{port}:80"]
+    stop_grace_period: 2s
+    deploy:
+      replicas: {replicas}
+      restart_policy: {{delay: 0s}}
+"""
+
+
+def get(port: int, host: str = "127.0.0.1", timeout: float = 3) -> str:
+    """One request on a new connection; the page is the serving container's hostname."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/", headers={"Connection": "close"})
+        response = conn.getresponse()
+        assert response.status == 200, response.status
+        return response.read().decode().strip()
+    finally:
+        conn.close()
+
+
+def served_by(port: int, requests: int = 12) -> set[str]:
+    """Who answered a few requests (nothing while the port has no endpoint yet)."""
+    try:
+        return {get(port, timeout=1) for _ in range(requests)}
+    except (OSError, http.client.HTTPException, AssertionError):
+        return set()
+
+
+class RequestStream(threading.Thread):
+    """Requests one after another until stopped; every failure is kept."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1"):
+        super().__init__(daemon=True)
+        self.port, self.host = port, host
+        self.stop_event = threading.Event()
+        self.served: list[str] = []
+        self.failures: list[str] = []
+
+    def run(self):
+        while not self.stop_event.is_set():
+            try:
+                self.served.append(get(self.port, self.host))
+            except Exception as e:  # any failure a client would see
+                self.failures.append(f"{time.time():.2f} {type(e).__name__}: {e}")
+            time.sleep(0.01)
+
+    def stop(self):
+        self.stop_event.set()
+        self.join(10)
+
+
+def container_hostnames(cluster, stack: str) -> set[str]:
+    return {c["Id"][:12] for c in cluster.listed(stack)}
+
+
+@pytest.fixture
+def web(cluster, tmp_path):
+    port = 18400
+    cluster.deploy(cluster.write_stack(tmp_path, WEB.format(port=port, replicas=3)), "mesh")
+    yield port
+    cluster.cli("stack", "rm", "mesh", check=False)
+
+
+def test_requests_on_the_manager_reach_every_task(cluster, web):
+    wait_for(lambda: len(served_by(web)) == 3, 10, what="three tasks answering")
+    served = {get(web) for _ in range(30)}
+    assert served == container_hostnames(cluster, "mesh")
+    status = cluster.json("lb", "status")
+    ports = [s["ports"]["18400/tcp"] for s in status.values()]
+    assert ports and all(len(p["endpoints"]) == 3 for p in ports)
+    assert all(e["state"] == "up" for p in ports for e in p["endpoints"])
+
+
+def test_a_killed_task_costs_no_request(cluster, web):
+    wait_for(lambda: len(served_by(web)) == 3, 10, what="three tasks answering")
+    stream = RequestStream(web)
+    stream.start()
+    try:
+        time.sleep(0.5)
+        victim = cluster.engine("node1").containers.list(filters={"label": "com.swarmpy.stack=mesh"})[0]
+        victim.kill()
+        wait_for(lambda: len(container_hostnames(cluster, "mesh")) == 3
+                 and victim.id[:12] not in container_hostnames(cluster, "mesh"), 15, what="a replacement")
+        time.sleep(1)
+    finally:
+        stream.stop()
+    assert stream.failures == []
+    assert len(stream.served) > 50
+
+
+def test_scaling_under_a_stream_of_requests_fails_none(cluster, web):
+    stream = RequestStream(web)
+    stream.start()
+    try:
+        cluster.cli("service", "scale", "mesh_web=6")
+        wait_for(lambda: len(set(stream.served[-30:])) == 6, 15, what="six tasks answering")
+        cluster.cli("service", "scale", "mesh_web=2")
+        wait_for(lambda: len(container_hostnames(cluster, "mesh")) == 2, 20, what="two tasks left")
+        time.sleep(1)
+    finally:
+        stream.stop()
+    assert stream.failures == []
+    assert set(stream.served[-20:]) == container_hostnames(cluster, "mesh")
+
+
+def test_stack_rm_closes_the_port(cluster, tmp_path):
+    cluster.deploy(cluster.write_stack(tmp_path, WEB.format(port=18401, replicas=1)), "closing")
+    assert get(18401)
+    cluster.cli("stack", "rm", "closing")
+    with pytest.raises(ConnectionRefusedError):
+        wait_for(lambda: get(18401) and False, 3, what="the port to close")
+
+
+def test_a_failing_healthcheck_gets_no_traffic(cluster, tmp_path):
+    path = cluster.write_stack(tmp_path, """
+services:
+  healthy:
+    image: swarmpy/busybox:latest
+    command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -p 80 -h /www"]
+    ports: ["18402:80"]
+    stop_grace_period: 1s
+    healthcheck: {test: ["CMD", "true"], interval: 1s, retries: 1}
+    deploy: {replicas: 2}
+  sick:
+    image: swarmpy/busybox:latest
+    command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -v -p 80 -h /www"]
+    ports: ["18403:80"]
+    stop_grace_period: 1s
+    healthcheck: {test: ["CMD", "false"], interval: 1s, retries: 1}
+    deploy: {replicas: 2}
+""")
+    cluster.cli("stack", "deploy", "-c", str(path), "health", "--detach")
+    try:
+        wait_for(lambda: len(served_by(18402)) == 2, 20, what="the healthy tasks")
+        sick = [t for t in cluster.tasks("health_sick") if t["state"] == "running"]
+        assert len(sick) == 2
+        wait_for(lambda: all(t["health"] == "unhealthy" for t in cluster.tasks("health_sick")
+                             if t["state"] == "running"), 20, what="docker to call them unhealthy")
+        for _ in range(5):
+            with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+                get(18403)
+        logs = cluster.cli("service", "logs", "health_sick").stdout
+        assert "GET" not in logs  # httpd -v logs every request it serves: none came
+        status = cluster.json("lb", "status")
+        assert all(s["ports"]["18403/tcp"]["endpoints"] == [] for s in status.values())
+    finally:
+        cluster.cli("stack", "rm", "health")
+
+
+def test_host_mode_ports_bypass_the_mesh(cluster, tmp_path):
+    path = cluster.write_stack(tmp_path, """
+services:
+  web:
+    image: swarmpy/busybox:latest
+    command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -p 80 -h /www"]
+    ports: [{target: 80, published: 18404, mode: host}]
+    stop_grace_period: 1s
+    deploy:
+      replicas: 1
+      placement: {constraints: [node.hostname==node2]}
+""")
+    cluster.deploy(path, "hostmode")
+    try:
+        assert get(18404, host=cluster.lab.node("node2").address) in container_hostnames(cluster, "hostmode")
+        with pytest.raises(ConnectionRefusedError):
+            get(18404)
+        assert "18404" not in str(cluster.json("lb", "status"))
+    finally:
+        cluster.cli("stack", "rm", "hostmode")
+
+
+def test_a_port_in_use_is_reported_and_others_keep_working(cluster, tmp_path):
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("0.0.0.0", 18405))
+    blocker.listen()
+    path = cluster.write_stack(tmp_path, """
+services:
+  blocked:
+    image: swarmpy/busybox:latest
+    command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -p 80 -h /www"]
+    ports: ["18405:80", "18406:80"]
+    stop_grace_period: 1s
+""")
+    try:
+        cluster.deploy(path, "inuse")
+        assert get(18406) in container_hostnames(cluster, "inuse")
+        status = cluster.json("lb", "status")
+        errors = [s["ports"]["18405/tcp"]["error"] for s in status.values()]
+        assert errors and all("cannot listen on port 18405/tcp" in e for e in errors)
+        assert "cannot listen on port 18405/tcp" in cluster.cli("lb", "status").stdout
+        assert "cannot listen on port 18405/tcp" in cluster.cli("service", "inspect", "inuse_blocked").stdout
+    finally:
+        blocker.close()
+        cluster.cli("stack", "rm", "inuse")
