@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Install what swarmpy needs on a Debian or Ubuntu machine (as root) and start
-# the services it talks to: dockerd and redis-server. Safe to run again.
+# Install what swarmpy needs on a Debian or Ubuntu machine (as root), start the
+# services it talks to (dockerd, redis-server), then, as asked:
+#   demo   start a one-node cluster and deploy stacks/web.yml as stack `demo`
+#   test   run the whole test suite
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+action="${1:-}"
 
 packages="docker.io redis-server openssh-server busybox-static iproute2 iptables procps psmisc curl"
 missing=""
@@ -35,3 +39,20 @@ if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
     redis-server --daemonize yes --port 6379 --bind 127.0.0.1 >/dev/null
 fi
 echo "setup: ready"
+
+case "$action" in
+    demo)
+        swarmpy lab image
+        if ! swarmpy node ls >/dev/null 2>&1; then
+            swarmpy init
+        fi
+        swarmpy stack deploy -c stacks/web.yml demo
+        echo "three requests through the routing mesh, each answered by the container that served it:"
+        for _ in 1 2 3; do curl -s --max-time 5 http://127.0.0.1:8080/; done
+        ;;
+    test)
+        python3 -m pytest -ra
+        ;;
+    "") ;;
+    *) echo "setup: unknown action $action (demo or test)" >&2; exit 2 ;;
+esac

@@ -73,6 +73,16 @@ def up(nodes, name, subnet, images, join, host, state_dir):
         _join(made, Client.from_env(host, state_dir))
 
 
+@group.command("join")
+@name_option
+@host_option
+@state_dir_option
+@lab_errors
+def join(name, host, state_dir):
+    """Add every node of a lab to the running cluster (`swarmpy node add` for each)."""
+    _join(lab.Lab.load(name), Client.from_env(host, state_dir))
+
+
 def _join(made: lab.Lab, client: Client) -> None:
     """Each lab node joins the cluster over SSH, with the lab's key and its known host keys."""
     identity = open(made.identity).read()

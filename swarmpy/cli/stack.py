@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import time
+from urllib.parse import urlparse
 
 import click
 import yaml
@@ -100,6 +101,19 @@ def deploy(client, files, prune, detach, timeout, name):
         console.print(f"Removing service {removed}")
     if not detach and changed:
         wait_converged(client, changed, timeout)
+    _print_published(client, name)
+
+
+def _print_published(client, stack: str) -> None:
+    """Where the stack answers: each ingress port on every manager (the routing mesh)."""
+    host = urlparse(client.url).hostname
+    for service in client.stack_services(stack):
+        for port in filter(None, service["ports"].split(", ")):
+            if port.startswith("*:"):
+                published, _, target = port[2:].partition("->")
+                protocol = target.rpartition("/")[2]
+                console.print(f"{service['name']} answers at {host}:{published}/{protocol} "
+                              "(and on every other manager)")
 
 
 @group.command("ls")
