@@ -132,17 +132,22 @@ def status(name, fmt):
 
 
 @group.command("image")
+@click.argument("preset", type=click.Choice([*lab.images.PRESETS, "all"]), default="busybox")
 @click.option("--force", is_flag=True, help="Build again even if the engine has it.")
 @lab_errors
-def image(force):
-    """Build swarmpy/busybox:latest if missing.
+def image(preset, force):
+    """Build a lab image on this machine's engine if missing: busybox (the default), nginx, redis or all.
 
-    From Debian's busybox-static, on this machine's engine.
+    Each is made from Debian's own binaries (busybox-static, nginx-light,
+    redis-server) with `docker import`: no registry needed.
     """
-    if lab.build_image(force=force):
-        console.print(f"built {lab.BUSYBOX_IMAGE}")
-    else:
-        console.print(f"{lab.BUSYBOX_IMAGE} is there already (--force builds it again)")
+    for name in lab.images.PRESETS if preset == "all" else [preset]:
+        tag, started = lab.images.PRESETS[name], time.monotonic()
+        if lab.images.build_preset(name, force=force):
+            size = lab.images.image_size(tag) / 1e6
+            console.print(f"built {tag} ({size:.1f} MB) in {time.monotonic() - started:.1f} s")
+        else:
+            console.print(f"{tag} is there already (--force builds it again)")
 
 
 def _answer(ok: bool) -> str:

@@ -212,3 +212,77 @@ services:
     finally:
         blocker.close()
         cluster.cli("stack", "rm", "inuse")
+
+
+def test_proxy_protocol_v2_tells_the_backend_who_the_client_is(cluster, tmp_path):
+    path = cluster.write_stack(tmp_path, """
+services:
+  capture:
+    image: swarmpy/busybox:latest
+    command: ["sh", "-c", "nc -l -p 9000 > /got; exec sleep 3600"]
+    ports: ["18407:9000"]
+    stop_grace_period: 1s
+    deploy:
+      labels: {com.swarmpy.lb.proxy-protocol: "true"}
+""")
+    cluster.deploy(path, "pp")
+    try:
+        with socket.create_connection(("127.0.0.1", 18407), timeout=5) as s:
+            client_port = s.getsockname()[1]
+            s.sendall(b"hello")
+        (c,) = cluster.listed("pp")
+        container = cluster.engine(c["node"]).containers.get(c["Id"])
+
+        def captured():
+            out = container.exec_run(["cat", "/got"]).output
+            return out if out.endswith(b"hello") else None
+        got = wait_for(captured, 10, what="the capture")
+        assert got.startswith(b"\r\n\r\n\x00\r\nQUIT\n\x21\x11")  # PROXY v2, TCP over IPv4
+        assert got[16:20] == socket.inet_aton("127.0.0.1") and int.from_bytes(got[24:26], "big") == client_port
+        assert got[28:] == b"hello"
+    finally:
+        cluster.cli("stack", "rm", "pp")
+
+
+def test_udp_ports_are_relayed(cluster, tmp_path):
+    path = cluster.write_stack(tmp_path, """
+services:
+  syslog:
+    image: swarmpy/busybox:latest
+    command: ["syslogd", "-n", "-O", "/messages"]
+    ports: ["18408:514/udp"]
+    stop_grace_period: 1s
+""")
+    cluster.deploy(path, "udp")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"<14>mesh: over udp", ("127.0.0.1", 18408))
+        (c,) = cluster.listed("udp")
+        container = cluster.engine(c["node"]).containers.get(c["Id"])
+        wait_for(lambda: b"mesh: over udp" in container.exec_run(["cat", "/messages"]).output, 10,
+                 what="the datagram in the task's log")
+    finally:
+        cluster.cli("stack", "rm", "udp")
+
+
+def test_every_manager_and_lb_node_answers_on_the_port(cluster, web):
+    node3, node2 = cluster.lab.node("node3"), cluster.lab.node("node2")
+    cluster.cli("node", "promote", "node3")
+    cluster.cli("node", "update", "--lb", "true", "node2")
+    try:
+        for host in (node3.address, node2.address):
+            wait_for(lambda: len(served_by_host(web, host)) == 3, 20, what=f"the mesh on {host}")
+        lbs = cluster.json("lb", "status")
+        assert {s["node_id"] for s in lbs.values()} >= {n["id"] for n in cluster.json("node", "ls")
+                                                        if n["hostname"] in ("node2", "node3")}
+    finally:
+        cluster.cli("node", "update", "--lb", "false", "node2", check=False)
+        cluster.cli("node", "demote", "node3", check=False)
+    wait_for(lambda: not served_by_host(web, node2.address), 20, what="node2's load balancer to stop")
+
+
+def served_by_host(port: int, host: str) -> set[str]:
+    try:
+        return {get(port, host=host, timeout=1) for _ in range(9)}
+    except (OSError, http.client.HTTPException, AssertionError):
+        return set()

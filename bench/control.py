@@ -1,0 +1,143 @@
+"""Figures 6 and 8: the control plane with 1,000 services in the store.
+
+6: latency of a `stack deploy` API call and of `service ls` (p50, p99 over 200
+calls each), against Docker Swarm's own API (a service update, a service list)
+with the same 1,000 services. 8: resident memory of the manager, one worker and
+the load balancer with 1,000 services and 10,000 tasks in the store, against
+Docker Swarm's manager (dockerd) holding the same services and tasks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import docker
+import requests
+
+from bench.common import Figure
+from bench.env import SWARM_IMAGE, Env
+from swarmpy import bootstrap
+from swarmpy.model import Constraint, DeploySpec, Placement, ServiceSpec, StackSpec
+from swarmpy.settings import StateDir
+
+SERVICES = 1000
+STACKS = 10
+# 10 replicas each that no node can take: 10,000 tasks in the store, none started
+NOWHERE = Constraint("node.labels.bench-nowhere", "==", "1")
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def stack_spec(index: int, per_stack: int, replicas: int) -> dict:
+    services = {f"s{i}": ServiceSpec(name=f"s{i}", image="swarmpy/busybox:latest", command=["sleep", "1"],
+                                     deploy=DeploySpec(replicas=replicas, placement=Placement(constraints=[NOWHERE])))
+                for i in range(per_stack)}
+    return StackSpec(name=f"load{index}", services=services).to_dict()
+
+
+def timed_calls(call, count: int) -> list[float]:
+    times = []
+    for i in range(count):
+        start = time.perf_counter()
+        call(i)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    kids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(p.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return kids
+
+
+def swarmpy_side(env: Env, calls: int) -> dict:
+    cluster = env.cluster
+    state = StateDir(cluster.state_dir)
+    base = f"http://127.0.0.1:{cluster.api_port}"
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {state.token()}"
+    per_stack = SERVICES // STACKS
+    for i in range(STACKS):
+        session.put(f"{base}/stacks/load{i}", json={"stack": stack_spec(i, per_stack, 10)}, timeout=120
+                    ).raise_for_status()
+    deadline = time.time() + 120  # the orchestrator makes the 10,000 tasks
+    while time.time() < deadline and sum(s["desired"] for s in session.get(f"{base}/services", timeout=60).json()) \
+            < SERVICES * 10:
+        time.sleep(1)
+    ls = timed_calls(lambda i: session.get(f"{base}/services", timeout=60).raise_for_status(), calls)
+    one = StackSpec(name="probe", services={"p": ServiceSpec(name="p", image="swarmpy/busybox:latest",
+                                                             deploy=DeploySpec(replicas=0))})
+
+    def deploy(i: int) -> None:
+        one.services["p"].deploy.labels = {"round": str(i)}  # a change each time, as a redeploy would be
+        session.put(f"{base}/stacks/probe", json={"stack": one.to_dict()}, timeout=60).raise_for_status()
+    deploys = timed_calls(deploy, calls)
+    pids = {"manager": bootstrap._pid(state, "manager"), "worker": bootstrap._pid(state, "worker")}
+    memory = {"manager": rss_mb(pids["manager"]),
+              "worker": rss_mb(pids["worker"]) + sum(rss_mb(c) for c in children(pids["worker"])),
+              "lb": sum(rss_mb(c) for c in children(pids["manager"]))}
+    memory["redis"] = rss_mb(bootstrap._pid(state, "redis"))
+    for i in range(STACKS):
+        session.delete(f"{base}/stacks/load{i}", timeout=120)
+    session.delete(f"{base}/stacks/probe", timeout=60)
+    return {"ls": ls, "deploy": deploys, "memory": memory}
+
+
+def swarm_side(env: Env, calls: int) -> dict:
+    client = docker.DockerClient(base_url=env.local_swarm, version="1.41", timeout=120)
+    dockerd = int(Path("/var/run/docker.pid").read_text())
+    before = rss_mb(dockerd)
+    ids = [client.api.create_service({"ContainerSpec": {"Image": SWARM_IMAGE, "Command": ["sleep", "1"]},
+                                      "Placement": {"Constraints": ["node.labels.bench-nowhere==1"]}},
+                                     name=f"load{i}", mode={"Replicated": {"Replicas": 10}})["ID"]
+           for i in range(SERVICES)]
+    time.sleep(5)
+    ls = timed_calls(lambda i: client.api.services(), calls)
+    probe = client.api.create_service({"ContainerSpec": {"Image": SWARM_IMAGE}}, name="probe",
+                                      mode={"Replicated": {"Replicas": 0}})["ID"]
+
+    def update(i: int) -> None:
+        version = client.api.inspect_service(probe)["Version"]["Index"]
+        client.api.update_service(probe, version, task_template={"ContainerSpec": {"Image": SWARM_IMAGE}},
+                                  labels={"round": str(i)}, mode={"Replicated": {"Replicas": 0}})
+    updates = timed_calls(update, calls)
+    memory = rss_mb(dockerd) - before
+    for sid in ids + [probe]:
+        client.api.remove_service(sid)
+    client.close()
+    return {"ls": ls, "deploy": updates, "memory": memory}
+
+
+def figures(env: Env, calls: int = 200) -> list[Figure]:
+    ours = swarmpy_side(env, calls)
+    theirs = swarm_side(env, calls)
+    out = []
+    for key, ours_name, theirs_name in (("deploy", "stack deploy API call", "service update API call"),
+                                        ("ls", "service ls", "GET /services")):
+        for pct in (50, 99):
+            out.append(Figure(f"control plane, {SERVICES:,} services: {ours_name} p{pct}", "ms",
+                              f"Docker Swarm, {theirs_name}", [percentile(ours[key], pct)],
+                              [percentile(theirs[key], pct)], note=f"{calls} calls each" if pct == 50 else ""))
+    m = ours["memory"]
+    total = m["manager"] + m["worker"] + m["lb"]
+    out.append(Figure(f"footprint: manager + worker + lb, {SERVICES:,} services, {SERVICES * 10:,} tasks", "MiB",
+                      "Docker Swarm manager's dockerd, growth for the same", [total], [theirs["memory"]],
+                      note=f"manager {m['manager']:.0f} MiB, worker with its job processes {m['worker']:.0f} MiB, "
+                           f"load balancer {m['lb']:.0f} MiB; Redis besides: {m['redis']:.0f} MiB"))
+    return out

@@ -1,0 +1,128 @@
+"""Figures 1 and 2: from `stack deploy` to all replicas running, on one node (this
+machine's engine) and on the 3-node lab, against Docker Swarm's `docker stack deploy`
+and the raw Docker API creating and starting the same containers with the best
+parallelism. Timing starts when the command starts and stops when the engines
+themselves list every container running."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.common import Figure, wait_until
+from bench.env import IMAGE, SWARM_IMAGE, Env, sh
+
+STACK = """
+services:
+  web:
+    image: {image}
+    command: ["sh", "-c", "exec httpd -f -p 80 -h /www"]
+    stop_grace_period: 1s
+    deploy:
+      replicas: {replicas}
+      placement:
+        constraints: [{constraint}]
+"""
+
+RAW_LABEL = "swarmpy.bench.raw"
+
+
+def running(env: Env, hosts: list[str], label: str) -> int:
+    return sum(len(env.engine(h).api.containers(filters={"label": label, "status": "running"})) for h in hosts)
+
+
+def gone(env: Env, hosts: list[str], label: str) -> bool:
+    return all(not env.engine(h).api.containers(all=True, filters={"label": label}) for h in hosts)
+
+
+def stack_file(tmp: Path, name: str, image: str, replicas: int, constraint: str) -> Path:
+    path = tmp / f"{name}.yml"
+    path.write_text(STACK.format(image=image, replicas=replicas, constraint=constraint))
+    return path
+
+
+def time_swarmpy(env: Env, hosts: list[str], path: Path, replicas: int) -> float:
+    label = "com.swarmpy.stack=conv"
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "swarmpy", "stack", "deploy", "--detach", "-c", str(path), "conv"],
+                            env=env.cluster.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    took = wait_until(lambda: running(env, hosts, label) >= replicas, 300, "swarmpy's replicas") - start
+    proc.wait(30)
+    env.cluster.cli("stack", "rm", "conv", timeout=300)
+    wait_until(lambda: gone(env, hosts, label), 120, "swarmpy's containers to go", 0.2)
+    return took
+
+
+def time_swarm(env: Env, manager: str, hosts: list[str], path: Path, replicas: int) -> float:
+    label = "com.docker.stack.namespace=conv"
+    start = time.perf_counter()
+    sh("docker", "-H", manager, "stack", "deploy", "--resolve-image", "never", "--detach=true", "-c", str(path),
+       "conv")
+    took = wait_until(lambda: running(env, hosts, label) >= replicas, 300, "Swarm's replicas") - start
+    sh("docker", "-H", manager, "stack", "rm", "conv")
+    wait_until(lambda: gone(env, hosts, label), 120, "Swarm's containers to go", 0.2)
+    return took
+
+
+def time_raw(env: Env, hosts: list[str], replicas: int, in_flight: int) -> float:
+    """The engine's own limit: create and start the same containers, `in_flight` at a time per engine."""
+    per_host = replicas // len(hosts)
+
+    def create(host_index: int, i: int) -> None:
+        api = env.engine(hosts[host_index]).api
+        config = api.create_host_config(restart_policy={"Name": "no"})
+        cid = api.create_container(IMAGE, command=["sh", "-c", "exec httpd -f -p 80 -h /www"],
+                                   labels={RAW_LABEL: "1"}, host_config=config, stop_timeout=1)["Id"]
+        api.start(cid)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(in_flight * len(hosts)) as pool:
+        list(pool.map(lambda job: create(*job), [(h, i) for h in range(len(hosts)) for i in range(per_host)]))
+    took = wait_until(lambda: running(env, hosts, RAW_LABEL) >= replicas, 60, "raw containers") - start
+    for host in hosts:
+        api = env.engine(host).api
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda c: api.remove_container(c["Id"], force=True),
+                          api.containers(all=True, filters={"label": RAW_LABEL})))
+    return took
+
+
+def converge(env: Env, name: str, hosts: list[str], swarm_manager: str, replicas: int, in_flight: int,
+             constraint: str, runs: int) -> list[Figure]:
+    swarmpy_times, swarm_times, raw_times = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = stack_file(Path(tmp), "ours", IMAGE, replicas, constraint)
+        theirs = stack_file(Path(tmp), "theirs", SWARM_IMAGE, replicas, constraint)
+        for _ in range(runs):
+            swarmpy_times.append(time_swarmpy(env, hosts, ours, replicas))
+            swarm_times.append(time_swarm(env, swarm_manager, hosts, theirs, replicas))
+            raw_times.append(time_raw(env, hosts, replicas, in_flight))
+    what = f"{replicas} replicas"
+    return [
+        Figure(f"{name}: deploy {what}", "s", "Docker Swarm, docker stack deploy", swarmpy_times, swarm_times,
+               aim="<= 0.75x"),
+        Figure(f"{name}: deploy {what}", "s", f"raw Docker API, {in_flight} in flight per engine",
+               swarmpy_times, raw_times, aim="<= 1.2x"),
+    ]
+
+
+def one_node(env: Env, runs: int = 3, replicas: int = 50) -> list[Figure]:
+    """Figure 1: this machine's engine, reached by swarmpy on its socket."""
+    local = next(n for n in env.cluster.json("node", "ls") if n["role"] == "manager")["hostname"]
+    manager = env.local_swarm
+    env.cluster.cli("node", "update", "--availability", "active", local)
+    try:
+        return converge(env, "converge, one node", [manager], manager, replicas, 8, "node.role==manager", runs)
+    finally:
+        env.cluster.cli("node", "update", "--availability", "drain", local)
+
+
+def three_nodes(env: Env, runs: int = 3, replicas: int = 60) -> list[Figure]:
+    """Figure 2: the lab's three engines, reached by swarmpy over SSH."""
+    # every lab node may take tasks (in Swarm, node1 is also its manager): a constraint all of them meet
+    return converge(env, "converge, three nodes", env.lab_hosts, env.lab_swarm, replicas, 8,
+                    "node.platform.os==linux", runs)

@@ -1,0 +1,123 @@
+"""What the benchmarks run on, made once per `python -m bench` and always taken down:
+a lab named `bench` (3 hosts), a swarmpy cluster managed from this machine with the
+lab's hosts joined, Docker Swarm on the same lab engines, and a one-node Docker Swarm
+on this machine's engine. For Swarm the test image is also tagged under a registry
+name that refuses at once, so that Swarm does not wait on registry look-ups that
+cannot succeed here (with `--resolve-image never`)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import docker
+
+from swarmpy import lab as swarmpy_lab
+from tests.integration.cluster import Cluster
+
+LAB = "bench"
+IMAGE = "swarmpy/busybox:latest"
+SWARM_IMAGE = "127.0.0.1:5999/busybox:latest"
+LOCAL = "unix:///var/run/docker.sock"
+
+
+def sh(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    done = subprocess.run(list(args), capture_output=True, text=True, **kwargs)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip() or done.stdout.strip()}")
+    return done
+
+
+def ensure_packages(*packages: str) -> None:
+    """Debian packages a figure needs (wrk, haproxy, ...), installed when missing."""
+    missing = [p for p in packages
+               if "ok installed" not in sh("dpkg-query", "-W", "-f=${Status}", p, check=False).stdout]
+    if missing:
+        env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        sh("apt-get", "update", "-qq", check=False, env=env)
+        sh("apt-get", "install", "-y", "-qq", *missing, env=env)
+
+
+class Env:
+    def __init__(self, stack: contextlib.ExitStack, images: tuple[str, ...] = ()):
+        self._stack = stack
+        self.images = images
+        self._lab: swarmpy_lab.Lab | None = None
+        self._cluster: Cluster | None = None
+        self._lab_swarm: str | None = None
+        self._local_swarm = False
+        self.engines: dict[str, docker.DockerClient] = {}
+
+    # ---------------------------------------------------------------- parts, made on first use
+
+    @property
+    def lab(self) -> swarmpy_lab.Lab:
+        if self._lab is None:
+            swarmpy_lab.build_image()
+            swarmpy_lab.down(LAB)
+            self._stack.callback(swarmpy_lab.down, LAB)
+            self._lab = swarmpy_lab.up(name=LAB, nodes=3, images=self.images)
+        return self._lab
+
+    @property
+    def cluster(self) -> Cluster:
+        if self._cluster is None:
+            state = Path(tempfile.mkdtemp(prefix="swarmpy-bench-"))
+            self._stack.callback(shutil.rmtree, state, True)
+            cluster = Cluster(self.lab, state)
+            self._stack.callback(cluster.stop)
+            cluster.start()
+            self._cluster = cluster
+        return self._cluster
+
+    @property
+    def lab_swarm(self) -> str:
+        """Docker Swarm over the lab's engines (node1 manages); returns the manager's docker host."""
+        if self._lab_swarm is None:
+            hosts = [n.docker_host for n in self.lab.nodes]
+            self._stack.callback(leave_swarm, hosts)
+            join_swarm(hosts, self.lab.nodes[0].address)
+            self._lab_swarm = hosts[0]
+        return self._lab_swarm
+
+    @property
+    def local_swarm(self) -> str:
+        """A one-node Docker Swarm on this machine's engine."""
+        if not self._local_swarm:
+            self._stack.callback(leave_swarm, [LOCAL])
+            join_swarm([LOCAL], "127.0.0.1")
+            self._local_swarm = True
+        return LOCAL
+
+    def engine(self, host: str) -> docker.DockerClient:
+        if host not in self.engines:
+            self.engines[host] = docker.DockerClient(base_url=host, version="1.41", timeout=120)
+        return self.engines[host]
+
+    @property
+    def lab_hosts(self) -> list[str]:
+        return [n.docker_host for n in self.lab.nodes]
+
+
+def join_swarm(hosts: list[str], manager_address: str) -> None:
+    leave_swarm(hosts)
+    sh("docker", "-H", hosts[0], "swarm", "init", "--advertise-addr", manager_address)
+    token = sh("docker", "-H", hosts[0], "swarm", "join-token", "-q", "worker").stdout.strip()
+    for host in hosts[1:]:
+        sh("docker", "-H", host, "swarm", "join", "--token", token, f"{manager_address}:2377")
+    for host in hosts:
+        sh("docker", "-H", host, "tag", IMAGE, SWARM_IMAGE)
+
+
+def leave_swarm(hosts: list[str]) -> None:
+    for host in reversed(hosts):
+        sh("docker", "-H", host, "swarm", "leave", "--force", check=False)
+
+
+@contextlib.contextmanager
+def environment(images: tuple[str, ...] = ()):
+    with contextlib.ExitStack() as stack:
+        yield Env(stack, images)

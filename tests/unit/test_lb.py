@@ -1,0 +1,132 @@
+"""The mesh's pure parts: which tasks take traffic, in which order endpoints are tried,
+the PROXY protocol v2 header. A real proxy on loopback checks the data path."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import struct
+
+from swarmpy.lb.proxy import PROXY_V2_SIGNATURE, Balancer, Health, Listener, proxy_v2_header
+from swarmpy.lb.routes import Endpoint, Route, routes_of
+from swarmpy.model import (DeploySpec, DesiredState, Endpoint as TaskEndpoint, Healthcheck, Port, Service,
+                           ServiceSpec, Task, TaskState)
+
+
+def service(ports=None, labels=None, healthcheck=None) -> Service:
+    spec = ServiceSpec(name="web", image="x", ports=ports or [Port(80, 8080)], healthcheck=healthcheck,
+                       deploy=DeploySpec(labels=labels or {}))
+    return Service(id="svc", stack="st", name="st_web", spec=spec)
+
+
+def task(i: int, state=TaskState.RUNNING, desired=DesiredState.RUNNING, health=None, target=80) -> Task:
+    return Task(id=f"t{i}", service_id="svc", service_name="st_web", spec_version=1, slot=i, state=state,
+                desired_state=desired, health=health,
+                endpoints=[TaskEndpoint(target=target, protocol="tcp", address=f"10.0.0.{i}", port=30000 + i,
+                                        published=8080)])
+
+
+def test_only_running_tasks_not_told_to_stop_take_traffic():
+    tasks = [task(1), task(2, state=TaskState.STARTING), task(3, desired=DesiredState.SHUTDOWN),
+             task(4, state=TaskState.FAILED), task(5)]
+    (route,) = routes_of(service(), tasks)
+    assert (route.port, route.protocol, route.target) == (8080, "tcp", 80)
+    assert [e.task_id for e in route.endpoints] == ["t1", "t5"]
+    assert route.endpoints[0] == Endpoint("10.0.0.1", 30001, "t1")
+
+
+def test_with_a_healthcheck_only_healthy_tasks_take_traffic():
+    hc = Healthcheck(test=["CMD", "true"])
+    tasks = [task(1, health="starting"), task(2, health="healthy"), task(3, health="unhealthy"), task(4)]
+    (route,) = routes_of(service(healthcheck=hc), tasks)
+    assert [e.task_id for e in route.endpoints] == ["t2"]
+    disabled = Healthcheck(test=["NONE"])
+    (route,) = routes_of(service(healthcheck=disabled), tasks)
+    assert len(route.endpoints) == 4
+
+
+def test_host_mode_and_unpublished_ports_are_not_routed_and_labels_choose_the_strategy():
+    ports = [Port(80, 8080), Port(81, 8081, mode="host"), Port(82, None)]
+    routes = routes_of(service(ports=ports, labels={"com.swarmpy.lb.strategy": "least-conn",
+                                                    "com.swarmpy.lb.proxy-protocol": "true"}), [task(1)])
+    assert [(r.port, r.strategy, r.proxy_protocol) for r in routes] == [(8080, "least-conn", True)]
+    (plain,) = routes_of(service(), [task(1)])
+    assert (plain.strategy, plain.proxy_protocol) == ("round-robin", False)
+
+
+def route(n: int, strategy="round-robin") -> Route:
+    return Route(port=8080, protocol="tcp", service_id="svc", service_name="st_web", target=80, strategy=strategy,
+                 endpoints=[Endpoint(f"10.0.0.{i}", 30000 + i, f"t{i}") for i in range(1, n + 1)])
+
+
+def test_round_robin_starts_each_connection_at_the_next_endpoint():
+    b = Balancer(Health())
+    b.route = route(3)
+    firsts = [b.candidates()[0].task_id for _ in range(6)]
+    assert firsts == ["t1", "t2", "t3", "t1", "t2", "t3"]
+    assert [e.task_id for e in b.candidates()] == ["t1", "t2", "t3"]  # the rest are the fallbacks, in order
+
+
+def test_down_endpoints_are_tried_last_and_least_conn_prefers_the_idle():
+    health = Health()
+    b = Balancer(health)
+    b.route = route(3, strategy="least-conn")
+    b.open[b.route.endpoints[0]] = 5
+    b.open[b.route.endpoints[1]] = 1
+    assert [e.task_id for e in b.candidates()] == ["t3", "t2", "t1"]
+    health.mark_down(b.route.endpoints[2])
+    assert [e.task_id for e in b.candidates()] == ["t2", "t1", "t3"]
+    health.mark_up(b.route.endpoints[2])
+    assert b.candidates()[0].task_id == "t3"
+
+
+def test_proxy_v2_header_carries_both_addresses():
+    header = proxy_v2_header(("192.0.2.7", 51000), ("10.0.0.1", 8080))
+    assert header[:12] == PROXY_V2_SIGNATURE
+    assert header[12] == 0x21 and header[13] == 0x11  # v2 PROXY, TCP over IPv4
+    length = struct.unpack("!H", header[14:16])[0]
+    assert length == 12 and len(header) == 16 + 12
+    assert ipaddress.ip_address(header[16:20]) == ipaddress.ip_address("192.0.2.7")
+    assert ipaddress.ip_address(header[20:24]) == ipaddress.ip_address("10.0.0.1")
+    assert struct.unpack("!HH", header[24:28]) == (51000, 8080)
+    v6 = proxy_v2_header(("2001:db8::1", 1), ("10.0.0.1", 2))
+    assert v6[13] == 0x21 and struct.unpack("!H", v6[14:16])[0] == 36
+
+
+def test_the_proxy_skips_a_refusing_endpoint_and_relays_both_ways():
+    async def scenario():
+        async def echo(reader, writer):
+            data = await reader.read(100)
+            writer.write(b"echo:" + data)
+            await writer.drain()
+            writer.close()
+
+        backend = await asyncio.start_server(echo, "127.0.0.1", 0)
+        good = backend.sockets[0].getsockname()[1]
+        refusing = _free_port()
+        r = Route(port=_free_port(), protocol="tcp", service_id="s", service_name="st_s", target=80,
+                  endpoints=[Endpoint("127.0.0.1", refusing, "dead"), Endpoint("127.0.0.1", good, "alive")])
+        listener = Listener(r, Health())
+        await listener.open("127.0.0.1")
+        answers = []
+        for _ in range(4):
+            reader, writer = await asyncio.open_connection("127.0.0.1", r.port)
+            writer.write(b"ping")
+            answers.append(await reader.read(100))
+            writer.close()
+        status = listener.status()
+        listener.close()
+        backend.close()
+        return answers, status
+
+    answers, status = asyncio.run(scenario())
+    assert answers == [b"echo:ping"] * 4  # no client saw the refusing endpoint
+    states = {e["task_id"]: e["state"] for e in status["endpoints"]}
+    assert states == {"dead": "down", "alive": "up"}
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
