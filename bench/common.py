@@ -79,7 +79,7 @@ def machine() -> str:
 
 def write_results(figures: list[Figure], notes: list[str], path: Path = RESULTS) -> None:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = [f"# swarmpy benchmarks", "", f"Run on {now}: {machine()}.", "",
+    text = ["# swarmpy benchmarks", "", f"Run on {now}: {machine()}.", "",
             "Every figure is measured in the same run as its reference, alternating, "
             "and timed as an outside observer sees it (polling the engines, not swarmpy's state). "
             "Ratio = swarmpy median / reference median.", "", table(figures), ""]

@@ -145,9 +145,10 @@ def worker(state_dir, processes, local_node, docker_socket, log_level):
 @state_dir_option
 @click.option("--node-id", default=None, help="The node this load balancer runs on.")
 @click.option("--processes", default=1, show_default=True, help="Processes sharing each port (one per core).")
+@click.option("--parent", default=None, type=int, hidden=True, help="Exit when this process (a manager) does.")
 @click.option("--log-level", default="warning", show_default=True)
 @click.pass_context
-def lb(ctx, state_dir, node_id, processes, log_level):
+def lb(ctx, state_dir, node_id, processes, parent, log_level):
     """Run a load balancer (the ingress routing mesh) in the foreground; `lb status` shows them all."""
     if ctx.invoked_subcommand is not None:
         return
@@ -156,6 +157,9 @@ def lb(ctx, state_dir, node_id, processes, log_level):
     state = StateDir(state_dir)
     if not state.exists():
         fail(f"no cluster config in {state.path}: run `swarmpy init` first")
+    if parent:
+        from swarmpy.lifetime import die_with_parent
+        die_with_parent(parent)
     server.run(state, node_id=node_id, processes=processes)
 
 

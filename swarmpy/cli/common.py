@@ -57,6 +57,14 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False))
 
 
+def show(fmt: str, items: list, columns: list[str], rows) -> None:
+    """A listing as JSON (`--format json`) or as the table `rows(items)` makes."""
+    if fmt == "json":
+        print_json(items)
+    else:
+        print_table(columns, rows(items))
+
+
 def print_table(columns: list[str], rows: list[list[Any]]) -> None:
     """A table as docker prints one: upper-case headers, columns padded, never wrapped."""
     cells = [columns] + [["" if v is None else str(v) for v in r] for r in rows]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from swarmpy.cli.common import (TASK_COLUMNS, console, fail, format_option, print_json, print_table, task_rows,
-                                with_client)
+from swarmpy.cli.common import (TASK_COLUMNS, console, fail, format_option, print_json,
+                                show, task_rows, with_client)
 
 
 def _labels(pairs: tuple[str, ...], option: str) -> dict[str, str]:
@@ -73,12 +73,9 @@ def add(client, name, ssh, identity, labels, accept_host_key, known_hosts):
 @with_client
 def ls(client, fmt):
     """List nodes."""
-    nodes = client.nodes()
-    if fmt == "json":
-        return print_json(nodes)
-    print_table(["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"],
-                [[n["id"], n["hostname"], n["status"].capitalize(), n["availability"].capitalize(),
-                  n["manager_status"], n["engine_version"]] for n in nodes])
+    show(fmt, client.nodes(), ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"],
+         lambda nodes: [[n["id"], n["hostname"], n["status"].capitalize(), n["availability"].capitalize(),
+                         n["manager_status"], n["engine_version"]] for n in nodes])
 
 
 @group.command("inspect")
@@ -105,10 +102,7 @@ def inspect(client, nodes, pretty):
 @with_client
 def ps(client, node, fmt):
     """List the tasks on a node."""
-    tasks = client.tasks(node=node)
-    if fmt == "json":
-        return print_json(tasks)
-    print_table(TASK_COLUMNS, task_rows(tasks))
+    show(fmt, client.tasks(node=node), TASK_COLUMNS, task_rows)
 
 
 @group.command("update")

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from swarmpy.cli.common import ago, console, fail, format_option, print_json, print_table, with_client
+from swarmpy.cli.common import ago, console, fail, format_option, print_json, show, with_client
 
 
 def object_group(kind: str, help_text: str) -> click.Group:
@@ -34,10 +34,8 @@ def object_group(kind: str, help_text: str) -> click.Group:
     @format_option
     @with_client
     def ls(client, fmt):
-        items = client.objects(kind)
-        if fmt == "json":
-            return print_json(items)
-        print_table(["ID", "NAME", "CREATED"], [[m["id"], m["name"], ago(m["created_at"])] for m in items])
+        show(fmt, client.objects(kind), ["ID", "NAME", "CREATED"],
+             lambda items: [[m["id"], m["name"], ago(m["created_at"])] for m in items])
 
     ls.help = f"List {kind}s (names and dates, never their content)."
 

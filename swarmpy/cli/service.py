@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from swarmpy.cli.common import (TASK_COLUMNS, console, fail, format_option, print_json, print_table, task_rows,
-                                with_client)
+from swarmpy.cli.common import (TASK_COLUMNS, console, fail, format_option, print_json,
+                                show, task_rows, with_client)
 from swarmpy.cli.progress import wait_converged
 
 
@@ -27,10 +27,7 @@ def group():
 @with_client
 def ls(client, stack, fmt):
     """List services."""
-    services = client.services(stack=stack)
-    if fmt == "json":
-        return print_json(services)
-    print_table(SERVICE_COLUMNS, service_rows(services))
+    show(fmt, client.services(stack=stack), SERVICE_COLUMNS, service_rows)
 
 
 @group.command("ps")
@@ -39,10 +36,7 @@ def ls(client, stack, fmt):
 @with_client
 def ps(client, service, fmt):
     """List the tasks of a service (older tasks of a slot indented below it)."""
-    tasks = client.service_tasks(service)
-    if fmt == "json":
-        return print_json(tasks)
-    print_table(TASK_COLUMNS, task_rows(tasks))
+    show(fmt, client.service_tasks(service), TASK_COLUMNS, task_rows)
 
 
 @group.command("inspect")

@@ -10,8 +10,8 @@ from urllib.parse import urlparse
 import click
 import yaml
 
-from swarmpy.cli.common import (EXIT_ERROR, TASK_COLUMNS, console, fail, format_option, print_json, print_table,
-                                task_rows, with_client)
+from swarmpy.cli.common import (EXIT_ERROR, TASK_COLUMNS, console, fail, format_option,
+                                show, task_rows, with_client)
 from swarmpy.cli.progress import wait_converged
 from swarmpy.cli.service import SERVICE_COLUMNS, service_rows
 from swarmpy.compose import ComposeError, load_stack
@@ -121,10 +121,7 @@ def _print_published(client, stack: str) -> None:
 @with_client
 def ls(client, fmt):
     """List stacks."""
-    stacks = client.stacks()
-    if fmt == "json":
-        return print_json(stacks)
-    print_table(["NAME", "SERVICES"], [[s["name"], s["services"]] for s in stacks])
+    show(fmt, client.stacks(), ["NAME", "SERVICES"], lambda stacks: [[s["name"], s["services"]] for s in stacks])
 
 
 @group.command("ps")
@@ -133,10 +130,7 @@ def ls(client, fmt):
 @with_client
 def ps(client, name, fmt):
     """List the tasks of a stack."""
-    tasks = client.stack_tasks(name)
-    if fmt == "json":
-        return print_json(tasks)
-    print_table(TASK_COLUMNS, task_rows(tasks))
+    show(fmt, client.stack_tasks(name), TASK_COLUMNS, task_rows)
 
 
 @group.command("services")
@@ -145,10 +139,7 @@ def ps(client, name, fmt):
 @with_client
 def services(client, name, fmt):
     """List the services of a stack."""
-    found = client.stack_services(name)
-    if fmt == "json":
-        return print_json(found)
-    print_table(SERVICE_COLUMNS, service_rows(found))
+    show(fmt, client.stack_services(name), SERVICE_COLUMNS, service_rows)
 
 
 @group.command("rm")

@@ -23,6 +23,7 @@ import threading
 import time
 
 from swarmpy.lb import routes
+from swarmpy.lifetime import die_with_parent
 from swarmpy.lb.proxy import Health, Listener
 from swarmpy.settings import StateDir
 from swarmpy.store import Store
@@ -110,7 +111,9 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
             stop.wait(1.0)
 
 
-def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0") -> None:
+def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: int | None = None) -> None:
+    if parent is not None:
+        die_with_parent(parent)
     state = StateDir(state_path)
     store = Store.from_url(state.load().redis_url)
     lb_id = f"{socket.gethostname()}.{os.getpid()}"
@@ -140,7 +143,7 @@ def run(state: StateDir, node_id: str | None = None, processes: int = 1, host: s
         serve(str(state.path), node_id, host)
         return
     spawn = multiprocessing.get_context("spawn")
-    children = [spawn.Process(target=serve, args=(str(state.path), node_id, host), daemon=True)
+    children = [spawn.Process(target=serve, args=(str(state.path), node_id, host, os.getpid()), daemon=True)
                 for _ in range(processes)]
     for child in children:
         child.start()
@@ -150,7 +153,8 @@ def run(state: StateDir, node_id: str | None = None, processes: int = 1, host: s
     while not stopping.wait(1.0):
         for i, child in enumerate(children):
             if not child.is_alive():
-                children[i] = spawn.Process(target=serve, args=(str(state.path), node_id, host), daemon=True)
+                children[i] = spawn.Process(target=serve, args=(str(state.path), node_id, host, os.getpid()),
+                                            daemon=True)
                 children[i].start()
     for child in children:
         child.terminate()

@@ -167,30 +167,24 @@ def create_app(ctx: ManagerContext) -> Flask:
             node_ops.set_lb(ctx, node, lb)
         return jsonify(node.to_dict())
 
-    @app.delete("/nodes/<ref>")
-    def remove_node(ref):
-        node = store.find_node(ref)
+    def node_action(action, ref, **kwargs):
         try:
-            node_ops.remove(ctx, node, force=request.args.get("force") in ("1", "true"))
+            return action(ctx, store.find_node(ref), **kwargs)
         except node_ops.NodeError as e:
             raise BadRequest(str(e), field=e.field, status=e.status)
-        return jsonify(removed=node.id)
+
+    @app.delete("/nodes/<ref>")
+    def remove_node(ref):
+        removed = node_action(node_ops.remove, ref, force=request.args.get("force") in ("1", "true"))
+        return jsonify(removed=removed)
 
     @app.post("/nodes/<ref>/promote")
     def promote(ref):
-        try:
-            node = node_ops.promote(ctx, store.find_node(ref))
-        except node_ops.NodeError as e:
-            raise BadRequest(str(e), field=e.field, status=e.status)
-        return jsonify(node.to_dict())
+        return jsonify(node_action(node_ops.promote, ref).to_dict())
 
     @app.post("/nodes/<ref>/demote")
     def demote(ref):
-        try:
-            node = node_ops.demote(ctx, store.find_node(ref))
-        except node_ops.NodeError as e:
-            raise BadRequest(str(e), field=e.field, status=e.status)
-        return jsonify(node.to_dict())
+        return jsonify(node_action(node_ops.demote, ref).to_dict())
 
     # ---------------------------------------------------------------- stacks
 

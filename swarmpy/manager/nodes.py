@@ -72,13 +72,14 @@ def _manager_alive(ctx: ManagerContext, node: Node) -> bool:
     return any(info.get("node_id") == node.id for info in ctx.store.alive("manager").values())
 
 
-def remove(ctx: ManagerContext, node: Node, force: bool) -> None:
+def remove(ctx: ManagerContext, node: Node, force: bool) -> str:
     if node.role == "manager" and _manager_alive(ctx, node):
         raise NodeError(f"node {node.hostname} is a manager: demote it first", status=409)
     if node.status == NodeStatus.READY and not force:
         raise NodeError(f"node {node.hostname} is not down and can't be removed (use --force, or drain it first)",
                         status=409)
     ctx.store.delete_node(node.id)
+    return node.id
 
 
 def promote(ctx: ManagerContext, node: Node) -> Node:
@@ -88,13 +89,7 @@ def promote(ctx: ManagerContext, node: Node) -> Node:
         return node
     if node.status != NodeStatus.READY:
         raise NodeError(f"node {node.hostname} is {node.status.value}: only a ready node can be promoted", status=409)
-    try:
-        result = ctx.queues.call("swarmpy.worker.hosts.start_manager", (node.id,), timeout=PROMOTE_TIMEOUT,
-                                 queue=ctx.store.queue_name(node.id))
-    except (TimeoutError, RuntimeError) as e:
-        raise NodeError(f"cannot promote {node.hostname}: {e}", status=503) from e
-    if not result.get("ok"):
-        raise NodeError(f"cannot promote {node.hostname}: {result.get('error')}")
+    result = _on_host(ctx, node, "start_manager", "promote")
 
     def change(n: Node) -> None:
         n.role, n.manager_addr = "manager", result.get("api_url")
@@ -116,13 +111,7 @@ def demote(ctx: ManagerContext, node: Node) -> Node:
     managers = [n for n in ctx.store.list_nodes() if n.role == "manager" and n.id != node.id]
     if not managers:
         raise NodeError(f"node {node.hostname} is the last manager: it cannot be demoted", status=409)
-    try:
-        result = ctx.queues.call("swarmpy.worker.hosts.stop_manager", (node.id,), timeout=PROMOTE_TIMEOUT,
-                                 queue=ctx.store.queue_name(node.id))
-    except (TimeoutError, RuntimeError) as e:
-        raise NodeError(f"cannot demote {node.hostname}: {e}", status=503) from e
-    if not result.get("ok"):
-        raise NodeError(f"cannot demote {node.hostname}: {result.get('error')}")
+    _on_host(ctx, node, "stop_manager", "demote")
 
     def change(n: Node) -> None:
         n.role, n.manager_addr = "worker", None
@@ -133,14 +122,19 @@ def set_lb(ctx: ManagerContext, node: Node, on: bool) -> None:
     """A load balancer on a node that is not a manager (`node update --lb true`)."""
     if node.ssh_user is None:
         return
-    func = "swarmpy.worker.hosts.start_lb" if on else "swarmpy.worker.hosts.stop_lb"
+    _on_host(ctx, node, "start_lb" if on else "stop_lb", f"{'start' if on else 'stop'} a load balancer on")
+
+
+def _on_host(ctx: ManagerContext, node: Node, job: str, doing: str) -> dict:
+    """Run one of `swarmpy.worker.hosts`' jobs on a worker that reaches the node; its answer, or NodeError."""
     try:
-        result = ctx.queues.call(func, (node.id,), timeout=PROMOTE_TIMEOUT, queue=ctx.store.queue_name(node.id))
+        result = ctx.queues.call(f"swarmpy.worker.hosts.{job}", (node.id,), timeout=PROMOTE_TIMEOUT,
+                                 queue=ctx.store.queue_name(node.id))
     except (TimeoutError, RuntimeError) as e:
-        raise NodeError(f"cannot {'start' if on else 'stop'} a load balancer on {node.hostname}: {e}",
-                        status=503) from e
+        raise NodeError(f"cannot {doing} {node.hostname}: {e}", status=503) from e
     if not result.get("ok"):
-        raise NodeError(f"load balancer on {node.hostname}: {result.get('error')}")
+        raise NodeError(f"cannot {doing} {node.hostname}: {result.get('error')}")
+    return result
 
 
 def stream_logs(ctx: ManagerContext, service: Service, follow: bool, tail: str,

@@ -86,7 +86,8 @@ def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port
     leadership.start()
     lb_process = None
     if lb:
-        args = [sys.executable, "-m", "swarmpy", "lb", "--state-dir", str(state.path)]
+        args = [sys.executable, "-m", "swarmpy", "lb", "--state-dir", str(state.path),
+                "--parent", str(os.getpid())]
         if node_id:
             args += ["--node-id", node_id]
         lb_process = subprocess.Popen(args)

@@ -74,65 +74,52 @@ def _write_state(session, node: Node, state_dir: str, with_api: bool) -> dict:
     return remote
 
 
-def start_manager(node_id: str) -> dict:
+class HostError(Exception):
+    pass
+
+
+def _on_host(node_id: str, steps) -> dict:
+    """Run `steps(session, node, state_dir)` over SSH; its answer, or {"ok": False, "error": why}."""
     node = current().store.get_node(node_id)
-    state_dir = remote_state_dir(node)
     try:
         session = _session(node)
         try:
-            remote = _write_state(session, node, state_dir, with_api=True)
-            for name, args in (("manager", f"manager --node-id {shlex.quote(node.id)}"), ("worker", "worker")):
-                code, _, err = _start(session, state_dir, name, args)
-                if code != 0:
-                    return {"ok": False, "error": err.strip() or f"starting swarmpy {name} failed ({code})"}
+            return {"ok": True, **(steps(session, node, remote_state_dir(node)) or {})}
         finally:
             session.close()
-    except EngineError as e:
+    except (EngineError, HostError) as e:
         return {"ok": False, "error": str(e)}
-    return {"ok": True, "api_url": remote["api_url"], "log": f"{state_dir}/run/manager.log"}
+
+
+def _start_checked(session, state_dir: str, name: str, args: str) -> None:
+    code, _, err = _start(session, state_dir, name, args)
+    if code != 0:
+        raise HostError(err.strip() or f"starting swarmpy {name} failed ({code})")
+
+
+def start_manager(node_id: str) -> dict:
+    def steps(session, node, state_dir):
+        remote = _write_state(session, node, state_dir, with_api=True)
+        _start_checked(session, state_dir, "manager", f"manager --node-id {shlex.quote(node.id)}")
+        _start_checked(session, state_dir, "worker", "worker")
+        return {"api_url": remote["api_url"], "log": f"{state_dir}/run/manager.log"}
+    return _on_host(node_id, steps)
 
 
 def stop_manager(node_id: str) -> dict:
-    node = current().store.get_node(node_id)
-    state_dir = remote_state_dir(node)
-    try:
-        session = _session(node)
-        try:
-            _stop(session, state_dir, "manager")
-            # this job may run in that very worker: it stops a moment after the job has answered
-            _stop(session, state_dir, "worker", later=True)
-        finally:
-            session.close()
-    except EngineError as e:
-        return {"ok": False, "error": str(e)}
-    return {"ok": True}
+    def steps(session, node, state_dir):
+        _stop(session, state_dir, "manager")
+        # this job may run in that very worker: it stops a moment after the job has answered
+        _stop(session, state_dir, "worker", later=True)
+    return _on_host(node_id, steps)
 
 
 def start_lb(node_id: str) -> dict:
-    node = current().store.get_node(node_id)
-    state_dir = remote_state_dir(node)
-    try:
-        session = _session(node)
-        try:
-            _write_state(session, node, state_dir, with_api=False)
-            code, _, err = _start(session, state_dir, "lb", f"lb --node-id {shlex.quote(node.id)}")
-            if code != 0:
-                return {"ok": False, "error": err.strip() or f"starting swarmpy lb failed ({code})"}
-        finally:
-            session.close()
-    except EngineError as e:
-        return {"ok": False, "error": str(e)}
-    return {"ok": True}
+    def steps(session, node, state_dir):
+        _write_state(session, node, state_dir, with_api=False)
+        _start_checked(session, state_dir, "lb", f"lb --node-id {shlex.quote(node.id)}")
+    return _on_host(node_id, steps)
 
 
 def stop_lb(node_id: str) -> dict:
-    node = current().store.get_node(node_id)
-    try:
-        session = _session(node)
-        try:
-            _stop(session, remote_state_dir(node), "lb")
-        finally:
-            session.close()
-    except EngineError as e:
-        return {"ok": False, "error": str(e)}
-    return {"ok": True}
+    return _on_host(node_id, lambda session, node, state_dir: _stop(session, state_dir, "lb"))

@@ -24,6 +24,7 @@ import redis
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
+from swarmpy.lifetime import die_with_parent
 from swarmpy.model import NodeStatus
 from swarmpy.settings import StateDir
 from swarmpy.store import Store
@@ -84,8 +85,9 @@ def make_context(state: StateDir) -> WorkerContext:
     return WorkerContext.create(Store.from_url(config.redis_url), vault, state)
 
 
-def job_process(state_path: str, index: int) -> None:
+def job_process(state_path: str, index: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us with SIGTERM
+    die_with_parent(parent)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
     state = StateDir(state_path)
     ctx = make_context(state)
@@ -117,7 +119,7 @@ def run(state: StateDir, processes: int = 8, local_node: dict | None = None) -> 
     stopping = threading.Event()
 
     def start(index: int) -> None:
-        p = spawn.Process(target=job_process, args=(str(state.path), index), name=f"swarmpy-job-{index}",
+        p = spawn.Process(target=job_process, args=(str(state.path), index, os.getpid()), name=f"swarmpy-job-{index}",
                           daemon=True)
         p.start()
         children[index] = p

@@ -25,6 +25,19 @@ def manager_status(cluster, host=None) -> dict[str, str]:
     return {n["hostname"]: n["manager_status"] for n in cluster.json("node", "ls", host=host)}
 
 
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
 def test_promote_then_kill_the_leader(cluster, tmp_path):
     node3 = cluster.lab.node("node3")
     done = cluster.cli("node", "promote", "node3")
@@ -37,8 +50,12 @@ def test_promote_then_kill_the_leader(cluster, tmp_path):
 
     state = StateDir(cluster.state_dir)
     local_manager = int((state.run_dir / "manager.pid").read_text())
+    its_lb = children_of(local_manager)
+    assert its_lb, "the manager runs a load balancer"
     os.kill(local_manager, signal.SIGKILL)
     try:
+        # the load balancer does not outlive its manager (it would answer with a stale table)
+        wait_for(lambda: not any(bootstrap.alive(pid) for pid in its_lb), 5, what="the orphaned lb to exit")
         # within 6 s (5 s lease + 1 s renewal) the other manager leads
         wait_for(lambda: manager_status(cluster, host=node3_api)["node3"] == "Leader", 8, interval=0.25,
                  what="node3 to lead")

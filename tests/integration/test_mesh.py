@@ -244,27 +244,6 @@ services:
         cluster.cli("stack", "rm", "pp")
 
 
-def test_udp_ports_are_relayed(cluster, tmp_path):
-    path = cluster.write_stack(tmp_path, """
-services:
-  syslog:
-    image: swarmpy/busybox:latest
-    command: ["syslogd", "-n", "-O", "/messages"]
-    ports: ["18408:514/udp"]
-    stop_grace_period: 1s
-""")
-    cluster.deploy(path, "udp")
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.sendto(b"<14>mesh: over udp", ("127.0.0.1", 18408))
-        (c,) = cluster.listed("udp")
-        container = cluster.engine(c["node"]).containers.get(c["Id"])
-        wait_for(lambda: b"mesh: over udp" in container.exec_run(["cat", "/messages"]).output, 10,
-                 what="the datagram in the task's log")
-    finally:
-        cluster.cli("stack", "rm", "udp")
-
-
 def test_every_manager_and_lb_node_answers_on_the_port(cluster, web):
     node3, node2 = cluster.lab.node("node3"), cluster.lab.node("node2")
     cluster.cli("node", "promote", "node3")
