@@ -147,3 +147,93 @@ services:
         assert "Complete" in cluster.cli("service", "ps", "job_once").stdout
     finally:
         cluster.cli("stack", "rm", "job", check=False)
+
+
+def test_prune_removes_services_no_longer_in_the_file(cluster, tmp_path):
+    cluster.deploy(cluster.write_stack(tmp_path, WEB), "prune")
+    try:
+        only_web = WEB[:WEB.index("  api:")]
+        path = cluster.write_stack(tmp_path, only_web, "web-only.yml")
+        kept = cluster.deploy(path, "prune")
+        assert "Removing service" not in kept.stdout and set(cluster.services("prune")) == {"prune_web", "prune_api"}
+        pruned = cluster.deploy(path, "prune", "--prune")
+        assert "Removing service prune_api" in pruned.stdout
+        assert set(cluster.services("prune")) == {"prune_web"}
+        wait_for(lambda: cluster.running("prune", "api") == {"node1": 0, "node2": 0, "node3": 0}, 20,
+                 what="the api containers to stop")
+    finally:
+        cluster.cli("stack", "rm", "prune")
+
+
+def test_a_task_that_fits_nowhere_stays_pending_and_says_why(cluster, tmp_path):
+    path = cluster.write_stack(tmp_path, """
+services:
+  nowhere:
+    image: swarmpy/busybox:latest
+    command: ["sleep", "3600"]
+    deploy:
+      placement: {constraints: [node.labels.zone==z]}
+""")
+    done = cluster.cli("stack", "deploy", "-c", str(path), "nowhere", "--timeout", "5", check=False)
+    try:
+        assert done.returncode == 1
+        assert "scheduling constraints not satisfied on 3 nodes" in done.stderr
+        ps = cluster.cli("service", "ps", "nowhere_nowhere").stdout
+        assert "Pending" in ps and "no suitable node (" in ps
+    finally:
+        cluster.cli("stack", "rm", "nowhere")
+
+
+def test_containers_are_created_with_the_spec(cluster, tmp_path):
+    path = cluster.write_stack(tmp_path, """
+services:
+  full:
+    image: swarmpy/busybox:latest
+    command: ["sleep", "3600"]
+    environment: {GREETING: hello}
+    labels: {team: core}
+    user: "1000"
+    working_dir: /tmp
+    hostname: full-host
+    init: true
+    cap_add: [NET_ADMIN]
+    cap_drop: [MKNOD]
+    extra_hosts: ["db.local:10.9.9.9"]
+    dns: [10.9.9.1]
+    ulimits: {nofile: {soft: 1024, hard: 2048}}
+    stop_signal: SIGUSR1
+    stop_grace_period: 3s
+    volumes:
+      - data:/data
+      - type: tmpfs
+        target: /scratch
+    healthcheck: {test: ["CMD", "true"], interval: 2s}
+    logging: {driver: json-file, options: {max-size: 1m}}
+    deploy:
+      labels: {service-level: "yes"}
+      resources:
+        limits: {cpus: "0.5", memory: 64M, pids: 50}
+volumes:
+  data:
+""")
+    cluster.deploy(path, "full")
+    try:
+        (c,) = cluster.listed("full")
+        attrs = cluster.engine(c["node"]).api.inspect_container(c["Id"])
+        config, host = attrs["Config"], attrs["HostConfig"]
+        assert "GREETING=hello" in config["Env"]
+        assert config["Labels"]["team"] == "core" and "service-level" not in config["Labels"]
+        assert (config["User"], config["WorkingDir"], config["Hostname"]) == ("1000", "/tmp", "full-host")
+        assert (config["StopSignal"], config["StopTimeout"]) == ("SIGUSR1", 3)
+        assert config["Healthcheck"]["Test"] == ["CMD", "true"] and config["Healthcheck"]["Interval"] == 2 * 10**9
+        assert host["Init"] is True and host["CapAdd"] == ["NET_ADMIN"] and host["CapDrop"] == ["MKNOD"]
+        assert host["ExtraHosts"] == ["db.local:10.9.9.9"] and host["Dns"] == ["10.9.9.1"]
+        assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+        assert (host["NanoCpus"], host["Memory"], host["PidsLimit"]) == (500_000_000, 64 * 2**20, 50)
+        assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
+        mounts = {m["Destination"]: m for m in attrs["Mounts"]}
+        assert mounts["/data"]["Type"] == "volume" and mounts["/data"]["Name"] == "full_data"
+        assert mounts["/scratch"]["Type"] == "tmpfs"
+        assert host["RestartPolicy"]["Name"] == "no"
+    finally:
+        cluster.cli("stack", "rm", "full")
