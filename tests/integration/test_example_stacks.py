@@ -61,7 +61,7 @@ def test_web_stack_answers_from_three_containers(cluster, example_images):
         wait_for(lambda: len(served_by(WEB_PORT)) == 3, 20, what="three tasks answering on 8080")
         served = {get(WEB_PORT) for _ in range(30)}
         assert served == {c["Id"][:12] for c in cluster.listed("demo")}
-        assert cluster.running("demo") == {"node1": 1, "node2": 1, "node3": 1}
+        assert sum(cluster.running("demo").values()) == 3
     finally:
         cluster.cli("stack", "rm", "demo")
     assert cluster.listed("demo", running_only=False) == []
