@@ -27,6 +27,8 @@ CONNECT_TIMEOUT = 2.0
 PROBE_EVERY = 1.0
 UDP_IDLE = 30.0
 HIGH_WATER = 1 << 20  # bytes buffered towards one side before the other side stops reading
+REPLAY_MAX = 64 << 10  # client bytes kept for another endpoint until the first one answers
+SILENT_CLOSE = 2.0  # seconds: an endpoint that closes this soon without answering did not take the connection
 
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -106,23 +108,18 @@ class _Pipe(asyncio.Protocol):
     def __init__(self):
         self.transport: asyncio.Transport | None = None
         self.peer: _Pipe | None = None
-        self.pending: list[bytes] = []
         self.closed = False
 
     def connection_made(self, transport):
         self.transport = transport
         transport.set_write_buffer_limits(high=HIGH_WATER)
 
-    def data_received(self, data):
+    def forward(self, data: bytes) -> None:
         if self.peer is not None and self.peer.transport is not None:
             self.peer.transport.write(data)
-        else:
-            self.pending.append(data)
 
-    def eof_received(self):
-        if self.peer is not None and self.peer.transport is not None and self.peer.transport.can_write_eof():
-            self.peer.transport.write_eof()
-        return True  # keep our side open for the answer (half-close)
+    def data_received(self, data):
+        self.forward(data)
 
     def pause_writing(self):
         if self.peer is not None and self.peer.transport is not None:
@@ -132,28 +129,80 @@ class _Pipe(asyncio.Protocol):
         if self.peer is not None and self.peer.transport is not None:
             self.peer.transport.resume_reading()
 
+
+class BackendSide(_Pipe):
+    def __init__(self, client: "ClientSide"):
+        super().__init__()
+        self.peer = client
+        self.answered = 0  # bytes the endpoint sent back
+        self.connected_at = time.monotonic()
+        self.eof = False
+
+    def data_received(self, data):
+        if not self.answered and self.peer.replayable:
+            self.peer.replayable = False  # answered: from now on bytes only pass through
+            self.peer.sent.clear()
+        self.answered += len(data)
+        self.forward(data)
+
+    def eof_received(self):
+        if not self.answered and self.peer.replayable:
+            return False  # closed without a word: let it go, the client side tries the next endpoint
+        self.eof = True
+        if self.peer.client_eof:
+            return False  # both directions are done
+        if not self.peer.closed and self.peer.transport.can_write_eof():
+            self.peer.transport.write_eof()
+        return True  # keep our side open for the client's half (half-close)
+
     def connection_lost(self, exc):
         self.closed = True
-        if self.peer is not None and self.peer.transport is not None and not self.peer.closed:
-            self.peer.transport.close()
+        self.peer.backend_lost(self)
 
 
 class ClientSide(_Pipe):
+    """A client's connection. Its bytes are kept until the endpoint answers anything, so that
+    an endpoint that accepted but closed without a word can be replaced by the next one."""
+
     def __init__(self, balancer: Balancer, on_close: Callable[[Endpoint | None], None]):
         super().__init__()
         self.balancer, self.on_close = balancer, on_close
         self.endpoint: Endpoint | None = None
+        self.sent = bytearray()  # to the current endpoint, while it has answered nothing
+        self.replayable = True
+        self.client_eof = False
+        self.tried: set[Endpoint] = set()
 
     def connection_made(self, transport):
         super().connection_made(transport)
         transport.pause_reading()
         asyncio.get_running_loop().create_task(self.connect())
 
+    def data_received(self, data):
+        if self.replayable:
+            if len(self.sent) + len(data) <= REPLAY_MAX:
+                self.sent += data
+            else:
+                self.replayable = False
+                self.sent.clear()
+        self.forward(data)
+
+    def eof_received(self):
+        self.client_eof = True
+        if self.peer is not None and self.peer.eof:
+            return False  # both directions are done: close, and the endpoint's side with it
+        if self.peer is not None and not self.peer.closed and self.peer.transport.can_write_eof():
+            self.peer.transport.write_eof()
+        return True
+
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
         route = self.balancer.route
         for ep in self.balancer.candidates():
-            backend = _Pipe()
+            if ep in self.tried:
+                continue
+            self.tried.add(ep)
+            backend = BackendSide(self)
             try:
                 await asyncio.wait_for(loop.create_connection(lambda: backend, ep.address, ep.port),
                                        CONNECT_TIMEOUT)
@@ -163,27 +212,52 @@ class ClientSide(_Pipe):
             if self.closed:
                 backend.transport.close()
                 return
-            self.balancer.health.mark_up(ep)
-            self.endpoint = ep
-            self.balancer.open[ep] += 1
-            self.peer, backend.peer = backend, self
-            if route is not None and route.proxy_protocol:
-                backend.transport.write(proxy_v2_header(self.transport.get_extra_info("peername"),
-                                                        self.transport.get_extra_info("sockname")))
-            for chunk in self.pending:
-                backend.transport.write(chunk)
-            self.pending.clear()
-            self.transport.resume_reading()
+            self.attach(ep, backend, route)
             return
         self.transport.abort()  # no endpoint took it: the client sees a reset, not a hang
 
+    def attach(self, ep: Endpoint, backend: BackendSide, route: Route | None) -> None:
+        self.endpoint, self.peer = ep, backend
+        self.balancer.open[ep] += 1
+        if route is not None and route.proxy_protocol:
+            backend.transport.write(proxy_v2_header(self.transport.get_extra_info("peername"),
+                                                    self.transport.get_extra_info("sockname")))
+        if self.sent:
+            backend.transport.write(bytes(self.sent))
+        if self.client_eof and backend.transport.can_write_eof():
+            backend.transport.write_eof()
+        self.transport.resume_reading()
+
+    def release(self) -> None:
+        ep, self.endpoint = self.endpoint, None
+        if ep is not None:
+            self.balancer.open[ep] -= 1
+            if self.balancer.open[ep] <= 0:
+                del self.balancer.open[ep]
+            self.on_close(ep)
+
+    def backend_lost(self, backend: BackendSide) -> None:
+        if backend is not self.peer:
+            return
+        ep = self.endpoint
+        self.release()
+        self.peer = None
+        silent = backend.answered == 0 and time.monotonic() - backend.connected_at < SILENT_CLOSE
+        if not self.closed and silent and self.replayable and ep is not None:
+            # accepted, then closed without a word: a refusal in disguise (Docker's userland
+            # proxy does this for a container that just died); the client's bytes go elsewhere
+            self.balancer.health.mark_down(ep)
+            self.transport.pause_reading()
+            asyncio.get_running_loop().create_task(self.connect())
+        elif not self.closed:
+            self.transport.close()
+
     def connection_lost(self, exc):
-        super().connection_lost(exc)
-        if self.endpoint is not None:
-            self.balancer.open[self.endpoint] -= 1
-            if self.balancer.open[self.endpoint] <= 0:
-                del self.balancer.open[self.endpoint]
-        self.on_close(self.endpoint)
+        self.closed = True
+        if self.peer is not None and not self.peer.closed:
+            self.peer.transport.close()
+        else:
+            self.release()
 
 
 class UDPRelay(asyncio.DatagramProtocol):

@@ -125,6 +125,42 @@ def test_the_proxy_skips_a_refusing_endpoint_and_relays_both_ways():
     assert states == {"dead": "down", "alive": "up"}
 
 
+def test_an_endpoint_that_accepts_and_closes_without_a_word_is_replaced():
+    async def scenario():
+        async def slams(reader, writer):  # what Docker's userland proxy does for a dead container
+            writer.close()
+
+        async def echo(reader, writer):
+            writer.write(b"echo:" + await reader.read(100))
+            await writer.drain()
+            writer.close()
+
+        dead = await asyncio.start_server(slams, "127.0.0.1", 0)
+        alive = await asyncio.start_server(echo, "127.0.0.1", 0)
+        r = Route(port=_free_port(), protocol="tcp", service_id="s", service_name="st_s", target=80,
+                  endpoints=[Endpoint("127.0.0.1", dead.sockets[0].getsockname()[1], "dead"),
+                             Endpoint("127.0.0.1", alive.sockets[0].getsockname()[1], "alive")])
+        listener = Listener(r, Health())
+        await listener.open("127.0.0.1")
+        answers = []
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection("127.0.0.1", r.port)
+            writer.write(b"GET")
+            answers.append(await reader.read(100))
+            writer.close()
+            await writer.wait_closed()
+        await asyncio.sleep(0.1)  # the proxy's side of the last connection closes
+        opened = dict(listener.balancer.open)
+        listener.close()
+        dead.close()
+        alive.close()
+        return answers, opened
+
+    answers, opened = asyncio.run(scenario())
+    assert answers == [b"echo:GET"] * 3
+    assert opened == {}  # every connection counted back out
+
+
 def _free_port() -> int:
     import socket
     with socket.socket() as s:
