@@ -1,5 +1,5 @@
-"""What goes into the lab's images made from Debian's own binaries: `swarmpy/nginx:latest`
-and `swarmpy/redis:latest`. Plain values; `swarmpy.lab.images` builds them.
+"""What goes into the lab's images made from Debian's own binaries: `swarmpy/nginx:latest`,
+`swarmpy/redis:latest` and `swarmpy/socat:latest` (a UDP echo server). Plain values; `swarmpy.lab.images` builds them.
 
 Each image holds the binaries, the libraries `ldd` names for them, its own
 small configuration and nothing else: no shell, no package manager.
@@ -109,4 +109,14 @@ REDIS = ImageRecipe(
     user="redis",
 )
 
-RECIPES = {"nginx": NGINX, "redis": REDIS}
+# A UDP echo server: busybox has no UDP server, and the mesh's UDP relay needs a real one to test.
+SOCAT = ImageRecipe(
+    tag="swarmpy/socat:latest",
+    package="socat",
+    binaries=("/usr/bin/socat",),
+    command=("socat", "UDP4-RECVFROM:9000,fork", "PIPE"),
+    users=(NOBODY,),
+    user="nobody",
+)
+
+RECIPES = {"nginx": NGINX, "redis": REDIS, "socat": SOCAT}

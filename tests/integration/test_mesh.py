@@ -244,6 +244,34 @@ services:
         cluster.cli("stack", "rm", "pp")
 
 
+def test_udp_ports_are_relayed(cluster, tmp_path):
+    from swarmpy.lab import images
+    images.build_preset("socat")  # a UDP echo server (busybox has none); the workers send it to the nodes
+    path = cluster.write_stack(tmp_path, """
+services:
+  echo:
+    image: swarmpy/socat:latest
+    ports: ["18408:9000/udp"]
+    stop_grace_period: 1s
+    deploy: {replicas: 2}
+""")
+    cluster.deploy(path, "udp")
+    try:
+        def echoed():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(0.5)
+                s.sendto(b"over udp", ("127.0.0.1", 18408))
+                try:
+                    return s.recvfrom(100)[0]
+                except OSError:
+                    return None
+        assert wait_for(echoed, 10, what="an echo through the mesh") == b"over udp"
+        status = cluster.json("lb", "status")
+        assert all(len(s["ports"]["18408/udp"]["endpoints"]) == 2 for s in status.values())
+    finally:
+        cluster.cli("stack", "rm", "udp")
+
+
 def test_every_manager_and_lb_node_answers_on_the_port(cluster, web):
     node3, node2 = cluster.lab.node("node3"), cluster.lab.node("node2")
     cluster.cli("node", "promote", "node3")
