@@ -62,7 +62,7 @@ def wrk(url: str, duration: int, connections: int, threads: int) -> dict:
 def haproxy_config(backends: list[tuple[str, int]]) -> str:
     servers = "\n".join(f"    server s{i} {a}:{p}" for i, (a, p) in enumerate(backends, 1))
     return f"""global
-    maxconn 100000
+    maxconn 8000
 defaults
     mode tcp
     timeout connect 2s
