@@ -1,12 +1,43 @@
-"""The `swarmpy` command line: one module per noun, all reaching a cluster through `swarmpy.client`."""
+"""The `swarmpy` command line: one module per noun, all reaching a cluster through `swarmpy.client`.
+
+Subcommands are imported when used, not at start-up: `swarmpy node ls` need not
+load the Compose loader, nor `stack deploy` the lab (the user's command is timed
+from the moment it starts)."""
+
+import importlib
 
 import click
 
 from swarmpy import __version__
-from swarmpy.cli import cluster, config, lab, node, secret, service, stack
+
+COMMANDS = {
+    "stack": "swarmpy.cli.stack:group",
+    "service": "swarmpy.cli.service:group",
+    "node": "swarmpy.cli.node:group",
+    "secret": "swarmpy.cli.secret:group",
+    "config": "swarmpy.cli.config:group",
+    "lab": "swarmpy.cli.lab:group",
+    "init": "swarmpy.cli.cluster:init",
+    "leave": "swarmpy.cli.cluster:leave",
+    "down": "swarmpy.cli.cluster:down",
+    "manager": "swarmpy.cli.cluster:manager",
+    "worker": "swarmpy.cli.cluster:worker",
+    "lb": "swarmpy.cli.cluster:lb",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-v", "--version", prog_name="swarmpy")
 def main():
     """swarmpy: a Docker Swarm-style orchestrator driven by Compose files.
@@ -15,9 +46,3 @@ def main():
     cluster places its replicas across hosts, keeps them alive, updates them
     without downtime and routes each published port from every manager.
     """
-
-
-for module in (stack, service, node, secret, config, lab):
-    main.add_command(module.group)
-for command in cluster.commands:
-    main.add_command(command)

@@ -8,7 +8,6 @@ import time
 
 import click
 
-from swarmpy import bootstrap
 from swarmpy.cli.common import console, fail, format_option, print_json, print_table, state_dir_option, with_client
 from swarmpy.client import Client, ClientError
 from swarmpy.settings import DEFAULT_API_PORT, StateDir
@@ -35,6 +34,7 @@ def init(redis_url, advertise_addr, state_dir, api_port, heartbeat, workers, lb)
     The local Docker engine is the first node (role manager). Without --redis,
     swarmpy starts and owns a redis-server (AOF on, under the state dir).
     """
+    from swarmpy import bootstrap
     state = StateDir(state_dir)
     try:
         config = bootstrap.init(state, redis_url, advertise_addr, api_port, heartbeat, workers, lb)
@@ -76,6 +76,7 @@ def leave(state_dir, remove_stacks, force):
 
     Containers of deployed stacks keep running unless --remove-stacks is given.
     """
+    from swarmpy import bootstrap
     state = StateDir(state_dir)
     if not state.exists():
         fail(f"this machine is not in a cluster (no {state.config_file})")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import docker
 
@@ -27,6 +27,8 @@ class WorkerContext:
     hostname: str
     state: StateDir | None = None  # this machine's state dir (promotion copies from it)
     worker_name: str = ""  # the rq worker this process is (holders of locks are named by it)
+    images_on_nodes: set = field(default_factory=set)  # (node id, image) seen present
+    _source: docker.DockerClient | None = None
 
     @classmethod
     def create(cls, store: Store, vault: Vault | None, state: StateDir | None = None) -> "WorkerContext":
@@ -45,9 +47,9 @@ class WorkerContext:
 
     def source_engine(self) -> docker.DockerClient | None:
         """This machine's own engine, where images are sent from."""
-        if not os.path.exists(LOCAL_SOCKET):
-            return None
-        return local_docker_client(LOCAL_SOCKET)
+        if self._source is None and os.path.exists(LOCAL_SOCKET):
+            self._source = local_docker_client(LOCAL_SOCKET)
+        return self._source
 
     def can_reach(self, node: Node) -> bool:
         """A node on a unix socket is reachable only from the machine it is on."""

@@ -13,7 +13,7 @@ import base64
 import logging
 import time
 
-from docker.errors import APIError, DockerException, NotFound
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from requests.exceptions import ConnectionError as HTTPConnectionError, ReadTimeout
 
 from swarmpy.model import DesiredState, FileReference, Node, Service, Task, TaskState
@@ -110,51 +110,65 @@ def _start(task: Task, service: Service, node: Node) -> str:
     store = ctx.store
     client = ctx.engines.client(node)
     store.update_task_status(task.id, TaskState.PREPARING, message="preparing")
-    existing = find_containers(client, task.id)
-    if existing:
-        container_id = existing[0]["Id"]
-        running = existing[0]["State"] == "running"
-    else:
-        images.ensure_image(store, node.id, client, ctx.source_engine() if node.ssh_user else None,
-                            service.spec.image, ctx.worker_name)
-        plan = containers.container_plan(task, service, node, store.get_stack(service.stack),
-                                         _files(service))
-        host_config = client.api.create_host_config(**plan.host_config)
-        try:
-            created = client.api.create_container(plan.image, name=plan.name, host_config=host_config,
-                                                  **plan.create)
-            container_id = created["Id"]
-        except APIError as e:
-            if e.status_code != 409:
-                raise
-            container_id = find_containers(client, task.id)[0]["Id"]  # a retry raced us
-        if plan.files:
-            client.api.put_archive(container_id, "/", containers.files_archive(plan.files))
-        running = False
+    plan = containers.container_plan(task, service, node, store.get_stack(service.stack), _files(service))
+    container_id, running = _create(client, node, service, plan)
     if store.update_task_status(task.id, TaskState.STARTING, message="starting", container_id=container_id) is None:
-        return _superseded(client, container_id)
+        return _superseded(client, container_id, task.id)
     if not running:
         client.api.start(container_id)
-    info = client.api.inspect_container(container_id)
-    state = info["State"]
-    if not state.get("Running"):
-        code = state.get("ExitCode")
-        final = TaskState.COMPLETE if code == 0 else TaskState.FAILED
-        store.update_task_status(task.id, final, message="finished" if code == 0 else "failed",
-                                 exit_code=code, error="" if code == 0 else f"task: non-zero exit ({code})")
-        return final.value
-    health = (state.get("Health") or {}).get("Status")
-    endpoints = containers.endpoints_from_inspect(service.spec, node.address, info)
+    endpoints, health = [], ("starting" if service.spec.healthcheck and not service.spec.healthcheck.disable
+                             else None)
+    if service.spec.ports:  # the host ports Docker chose are only known from the container
+        info = client.api.inspect_container(container_id)
+        endpoints = containers.endpoints_from_inspect(service.spec, node.address, info)
+        health = (info["State"].get("Health") or {}).get("Status") or health
+    # a container that has already exited is recorded by the watcher (its `die` event), after this
     if store.update_task_status(task.id, TaskState.RUNNING, message="started", container_id=container_id,
                                 endpoints=endpoints, health=health) is None:
-        return _superseded(client, container_id)
+        return _superseded(client, container_id, task.id)
     return "running"
 
 
-def _superseded(client, container_id: str) -> str:
-    """The task was shut down while it started: its container must not live on."""
-    client.api.remove_container(container_id, v=True, force=True)
-    return "superseded"
+def _create(client, node: Node, service: Service, plan: containers.ContainerPlan) -> tuple[str, bool]:
+    """Create the task's container (idempotent: its name is the task's); (id, already running)."""
+    ctx = current()
+    known = (node.id, plan.image)
+    if known not in ctx.images_on_nodes:  # checked once per process and node, not per task
+        images.ensure_image(ctx.store, node.id, client, ctx.source_engine() if node.ssh_user else None,
+                            plan.image, ctx.worker_name)
+        ctx.images_on_nodes.add(known)
+    host_config = client.api.create_host_config(**plan.host_config)
+    try:
+        try:
+            container_id = client.api.create_container(plan.image, name=plan.name, host_config=host_config,
+                                                       **plan.create)["Id"]
+        except ImageNotFound:  # removed from the node since we looked
+            ctx.images_on_nodes.discard(known)
+            images.ensure_image(ctx.store, node.id, client, ctx.source_engine() if node.ssh_user else None,
+                                plan.image, ctx.worker_name)
+            container_id = client.api.create_container(plan.image, name=plan.name, host_config=host_config,
+                                                       **plan.create)["Id"]
+    except APIError as e:
+        if e.status_code != 409:
+            raise
+        existing = client.api.inspect_container(plan.name)  # an earlier attempt made it
+        return existing["Id"], bool(existing["State"].get("Running"))
+    if plan.files:
+        client.api.put_archive(container_id, "/", containers.files_archive(plan.files))
+    return container_id, False
+
+
+def _superseded(client, container_id: str, task_id: str) -> str:
+    """The task moved on while it started. Shut down meanwhile: its container must not live on.
+    Ended on its own (a quick job): the container stays, as history."""
+    try:
+        task = current().store.get_task(task_id)
+    except RecordNotFound:
+        task = None
+    if task is None or task.desired_state == DesiredState.SHUTDOWN:
+        client.api.remove_container(container_id, v=True, force=True)
+        return "superseded"
+    return task.state.value
 
 
 def _files(service: Service) -> list[tuple[str, bytes, FileReference]]:
