@@ -105,7 +105,7 @@ def spawn(state: StateDir, name: str, args: list[str]) -> int:
 
 
 def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: int = DEFAULT_API_PORT,
-         heartbeat: float = 5.0, workers: int = 8, lb: bool = True) -> ClusterConfig:
+         heartbeat: float = 5.0, workers: int = 2, lb: bool = True) -> ClusterConfig:
     if state.exists() and running(state):
         raise BootstrapError(f"this machine is already in a cluster (state dir {state.path}); "
                              "run `swarmpy leave` first")
@@ -126,7 +126,7 @@ def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: 
                            heartbeat=heartbeat, workers=workers)
     state.save(config)
     spawn(state, "manager", ["manager"] + ([] if lb else ["--no-lb"]))
-    spawn(state, "worker", ["worker", "--local-node", "--processes", str(workers)])
+    spawn(state, "worker", ["worker", "--local-node"])
     return config
 
 

@@ -29,7 +29,9 @@ class ClusterConfig:
     api_port: int = DEFAULT_API_PORT
     embedded_redis: bool = False
     heartbeat: float = 5.0  # seconds between engine pings of each node
-    workers: int = 8  # job processes per worker
+    workers: int = 2  # job processes of a worker
+    threads: int = 12  # jobs each job process runs at once
+    per_node: int = 4  # jobs one job process runs at once on one node (an engine's sweet spot is ~8)
     extra: dict = field(default_factory=dict)
 
 

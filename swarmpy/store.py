@@ -586,6 +586,15 @@ class Store:
         """Look at a task again at `when` (a stop's grace period running out)."""
         self.redis.zadd(self.key("tasks", "dispatch"), {task_id: when})
 
+    def dispatch_now(self, task_ids: list[str], pipeline=None) -> None:
+        """Have the dispatcher look at these tasks (their containers to remove)."""
+        if task_ids:
+            (pipeline or self.redis).zadd(self.key("tasks", "dispatch"), {t: time.time() for t in task_ids})
+            self.publish("task", "desired", "", pipeline=pipeline)
+
+    def service_removed(self, service_id: str) -> bool:
+        return not self.redis.hexists(self._services_key(), service_id)
+
     def dispatch_pending(self, task_ids: list[str]) -> set[str]:
         """Which of these tasks have an action waiting in the dispatch set."""
         if not task_ids:

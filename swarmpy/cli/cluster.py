@@ -26,7 +26,7 @@ def _logging(level: str) -> None:
 @state_dir_option
 @click.option("--api-port", default=DEFAULT_API_PORT, show_default=True, type=int)
 @click.option("--heartbeat", default=5.0, show_default=True, type=float, help="Seconds between node heartbeats.")
-@click.option("--workers", default=8, show_default=True, type=int, help="Job processes of the worker.")
+@click.option("--workers", default=2, show_default=True, type=int, help="Job processes of the worker.")
 @click.option("--lb/--no-lb", default=True, show_default=True, help="Run the load balancer (routing mesh).")
 def init(redis_url, advertise_addr, state_dir, api_port, heartbeat, workers, lb):
     """Start a one-node cluster on this machine, in the background.
@@ -127,10 +127,11 @@ def manager(state_dir, node_id, listen, port, lb, log_level):
 @click.command("worker")
 @state_dir_option
 @click.option("--processes", default=None, type=int, help="Job processes (default: from the state dir).")
+@click.option("--threads", default=None, type=int, help="Jobs at once per process (default: from the state dir).")
 @click.option("--local-node", is_flag=True, help="Register this machine's Docker engine as a node.")
 @click.option("--docker-socket", default="/var/run/docker.sock", show_default=True)
 @click.option("--log-level", default="warning", show_default=True)
-def worker(state_dir, processes, local_node, docker_socket, log_level):
+def worker(state_dir, processes, threads, local_node, docker_socket, log_level):
     """Run a worker in the foreground: job processes and node watchers."""
     from swarmpy.worker import runner
     _logging(log_level)
@@ -139,7 +140,7 @@ def worker(state_dir, processes, local_node, docker_socket, log_level):
         fail(f"no cluster config in {state.path}: run `swarmpy init` first")
     config = state.load()
     local = {"socket_path": docker_socket, "address": config.advertise_addr} if local_node else None
-    runner.run(state, processes or config.workers, local)
+    runner.run(state, processes or config.workers, threads or config.threads, config.per_node, local)
 
 
 @click.group("lb", invoke_without_command=True)

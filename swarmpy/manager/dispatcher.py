@@ -68,8 +68,11 @@ class JobQueues:
                     Job.fetch(jid, connection=self.connection, serializer=JSONSerializer).delete()
                 except NoSuchJobError:
                     pass
-        with self.connection.pipeline() as p:
-            for node_id, func, args, jid in jobs:
+        # Interleaved by node and not in a MULTI: Redis hands each push to a waiting worker
+        # as it comes, so the idle workers spread over the nodes instead of all taking the
+        # queue that was pushed first.
+        with self.connection.pipeline(transaction=False) as p:
+            for node_id, func, args, jid in interleaved(jobs):
                 self.queue(self.store.queue_name(node_id)).enqueue_call(
                     func, args=args, job_id=jid, timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL,
                     failure_ttl=FAILURE_TTL, pipeline=p)
@@ -95,6 +98,15 @@ class JobQueues:
             time.sleep(0.05)
         job.cancel()
         raise TimeoutError("no worker answered in time (is `swarmpy worker` running?)")
+
+
+def interleaved(jobs: list[tuple]) -> list[tuple]:
+    """Jobs reordered one node at a time: a1, b1, c1, a2, b2, ... (first field: the node id)."""
+    by_node: dict[str, list[tuple]] = {}
+    for job in jobs:
+        by_node.setdefault(job[0], []).append(job)
+    rounds = max((len(v) for v in by_node.values()), default=0)
+    return [group[i] for i in range(rounds) for group in by_node.values() if i < len(group)]
 
 
 def job_id(action: str, task_id: str) -> str:
@@ -132,7 +144,8 @@ class Dispatcher(Component):
         if task.node_id is None:
             return None
         if task.desired_state == DesiredState.SHUTDOWN:
-            if task.state in _IN_PROGRESS or task.state == TaskState.RUNNING:
+            # a dead task is sent here only when its service is gone and its container must go too
+            if task.state in _IN_PROGRESS or task.state == TaskState.RUNNING or task.container_id:
                 return task.node_id, _STOP, (task.id,), job_id("stop", task.id)
         elif task.state == TaskState.ASSIGNED:
             return task.node_id, _START, (task.id,), job_id("start", task.id)

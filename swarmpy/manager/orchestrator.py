@@ -98,6 +98,8 @@ class Orchestrator(Component):
                     self.store.request_container_removal(plan.delete, pipeline=p)
                 if plan.update_status is not None:
                     self.store.set_update_status(sid, plan.update_status, pipeline=p)
+                if plan.remove_containers:
+                    self.store.dispatch_now([t.id for t in plan.remove_containers], pipeline=p)
                 if plan.forget_service:
                     self.store.forget_removed_service(sid, pipeline=p)
             p.execute()

@@ -32,6 +32,7 @@ class Plan:
     update_status: dict[str, Any] | None = None  # the rolling update's record, when it changed
     clear_update_status: bool = False
     forget_service: bool = False  # a removed service whose tasks are all gone
+    remove_containers: list[Task] = field(default_factory=list)  # dead tasks of a removed service
     rollback: bool = False  # the update failed and asks to roll back
     wake_at: float | None = None  # reconcile again at this time (restart delay, update delay)
 
@@ -42,7 +43,7 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not (self.create or self.shutdown or self.delete or self.update_status is not None
-                    or self.clear_update_status or self.rollback or self.forget_service)
+                    or self.clear_update_status or self.rollback or self.forget_service or self.remove_containers)
 
 
 def is_live(task: Task) -> bool:
@@ -65,17 +66,26 @@ def reconcile(service: Service | None, tasks: list[Task], nodes: dict[str, Node]
     `satisfies(service, node)`: the node meets the service's constraints and platforms."""
     plan = Plan()
     if service is None:
-        _remove(tasks, plan)
+        _remove(tasks, nodes, plan)
         return plan
     _Reconciler(service, tasks, nodes, update_status, now, satisfies, plan).run()
     return plan
 
 
-def _remove(tasks: list[Task], plan: Plan) -> None:
+def _remove(tasks: list[Task], nodes: dict[str, Node], plan: Plan) -> None:
+    """A removed service's tasks stop, their containers go, then the tasks: so that a task
+    still listed means a container still there (`stack rm` waits for it). A node that is
+    down or gone cannot be asked: its watcher removes the containers when it is back."""
     for t in tasks:
+        node = nodes.get(t.node_id) if t.node_id else None
+        reachable = node is not None and node.status != NodeStatus.DOWN
         if is_live(t):
             plan.shutdown.append(t)
-        elif t.state.terminal:
+        elif not t.state.terminal:
+            continue  # stopping
+        elif t.container_id and reachable:
+            plan.remove_containers.append(t)
+        else:
             plan.delete.append(t)
     plan.forget_service = len(plan.delete) == len(tasks)
 

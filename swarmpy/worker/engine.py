@@ -147,10 +147,13 @@ class Engines:
         self._timeout = timeout
         self._clients: dict[str, tuple[docker.DockerClient, paramiko.SSHClient | None, tuple]] = {}
         self._lock = threading.Lock()
+        self._connecting: dict[str, threading.Lock] = {}
 
     def client(self, node: Node) -> docker.DockerClient:
         fingerprint = (node.address, node.ssh_user, node.ssh_port, node.host_key, node.docker_host)
         with self._lock:
+            node_lock = self._connecting.setdefault(node.id, threading.Lock())
+        with node_lock:  # one connection attempt per node at a time; other nodes do not wait
             entry = self._clients.get(node.id)
             if entry and entry[2] == fingerprint and (entry[1] is None or _session_alive(entry[1])):
                 return entry[0]

@@ -190,7 +190,8 @@ def _files(service: Service) -> list[tuple[str, bytes, FileReference]]:
 
 
 def stop_task(task_id: str) -> str:
-    """Stop the task's container: its stop signal now, SIGKILL when the grace period ran out.
+    """Stop the task's container: its stop signal now, SIGKILL when the grace period ran out;
+    and when the service is gone, remove the container too.
 
     The job never waits out the grace period (a worker would sit idle for it):
     it asks the dispatcher to send it again at the deadline. The watcher
@@ -210,11 +211,16 @@ def stop_task(task_id: str) -> str:
         store.dispatch_at(task_id, now + 0.05)
         return "draining"
 
+    removed = store.service_removed(task.service_id)
+
     def stop() -> bool:
-        """True once nothing of the task runs any more."""
+        """True once nothing of the task runs any more (and, for a removed service, nothing is left)."""
         client = current().engines.client(node)
-        running = [c for c in find_containers(client, task_id) if c["State"] in ("running", "restarting", "paused")]
+        found = find_containers(client, task_id)
+        running = [c for c in found if c["State"] in ("running", "restarting", "paused")]
         if not running:
+            for c in found if removed else ():
+                client.api.remove_container(c["Id"], v=True, force=True)
             return True
         for c in running:
             if task.stop_requested_at and now >= task.stop_requested_at + grace - 0.05:
@@ -231,7 +237,11 @@ def stop_task(task_id: str) -> str:
         log.warning("task %s: stop failed: %s", task_id, _explain(e))
         raise  # the dispatcher sends it again; the watcher cleans up when the node returns
     if done:
-        store.update_task_status(task_id, TaskState.SHUTDOWN, message="shutdown")
+        if task.state.terminal:  # it had ended already: only its container had to go
+            store.update_task_status(task_id, task.state, container_id=None)
+        else:
+            store.update_task_status(task_id, TaskState.SHUTDOWN, message="shutdown",
+                                     container_id=None if removed else task.container_id)
         return "shutdown"
     if not task.stop_requested_at:
         store.update_task_status(task_id, task.state, message="stopping", stop_requested_at=now)

@@ -1,13 +1,19 @@
 """`swarmpy worker`: job processes plus the node watchers.
 
-The parent process keeps N job processes alive and runs the watchers of the
-nodes this machine can reach. Each job process is an rq worker that runs jobs
-in its own process (rq's SimpleWorker: no fork per job, so one Docker client
-per node is opened once and reused; a fork per job would cost more than the
-job for the short ones) and listens on the queue of every node it can reach:
-one queue per node, so a slow or dead host never delays another. The queue
-list follows the nodes as they come and go, and every process starts its
-rotation at a different node.
+The parent process keeps a few job processes alive and runs the watchers of
+the nodes this machine can reach. Each job process runs several rq workers,
+one per thread, that run their jobs in the process itself (rq's SimpleWorker:
+no fork per job, so one Docker client per node is opened once and reused; a
+fork per job costs more than the short jobs themselves). Jobs mostly wait on
+engines, so threads give the parallelism: with several nodes, many at once,
+but never more than `per_node` on one node, which is where an engine stops
+going faster and starts going slower.
+
+Each worker listens on the queue of every node it can reach: one queue per
+node, so a slow or dead host never delays another. The queue list follows the
+nodes as they come and go and leaves out the nodes already busy to their
+limit (a job taken for one goes back to the head of its queue); each worker
+orders the nodes at random, so that no node is everyone's first.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import random
 import signal
 import socket
 import threading
@@ -22,6 +29,7 @@ import time
 
 import redis
 from rq import SimpleWorker
+from rq.timeouts import TimerDeathPenalty
 from rq.serializers import JSONSerializer
 
 from swarmpy.lifetime import die_with_parent
@@ -38,43 +46,81 @@ log = logging.getLogger(__name__)
 ALIVE_TTL = 5.0
 
 
-class NodeQueueWorker(SimpleWorker):
-    """An rq worker whose queues are the nodes this machine reaches, refreshed every second."""
+class NodeSlots:
+    """How many jobs this process runs at once on each node queue, against the most allowed."""
 
-    def __init__(self, ctx: WorkerContext, index: int, *args, **kwargs):
-        self.ctx, self.index = ctx, index
+    def __init__(self, per_node: int):
+        self.per_node = per_node
+        self.busy: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def take(self, queue: str) -> bool:
+        """A slot on this queue's node, if one is free."""
+        with self.lock:
+            if self.busy.get(queue, 0) >= self.per_node:
+                return False
+            self.busy[queue] = self.busy.get(queue, 0) + 1
+            return True
+
+    def full(self, queue: str) -> bool:
+        return self.busy.get(queue, 0) >= self.per_node
+
+    def give(self, queue: str) -> None:
+        with self.lock:
+            self.busy[queue] -= 1
+
+
+class NodeQueueWorker(SimpleWorker):
+    """An rq worker (in a thread of its job process) whose queues are the nodes this machine
+    reaches and that are not busy to their limit, refreshed every second."""
+
+    death_penalty_class = TimerDeathPenalty  # SIGALRM is for a process's main thread only
+
+    def __init__(self, ctx: WorkerContext, slots: NodeSlots, *args, **kwargs):
+        self.ctx, self.slots = ctx, slots
         super().__init__(self.current_queue_names(), *args, **kwargs)
+
+    def _install_signal_handlers(self):
+        pass  # the process's main thread handles signals and stops its workers
+
+    def execute_job(self, job, queue):
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            if queue.name != self.ctx.store.control_queue:
+                self.slots.give(queue.name)
 
     def current_queue_names(self) -> list[str]:
         nodes = [n for n in self.ctx.store.list_nodes()
                  if self.ctx.can_reach(n) and n.status != NodeStatus.DOWN]
-        names = [self.ctx.store.queue_name(n.id) for n in nodes]
-        if names:
-            k = self.index % len(names)
-            names = names[k:] + names[:k]
+        names = [q for q in (self.ctx.store.queue_name(n.id) for n in nodes) if not self.slots.full(q)]
+        random.shuffle(names)  # no node first for every worker
         return [self.ctx.store.control_queue] + names
 
     def refresh_queues(self) -> None:
         names = self.current_queue_names()
-        if names != self.queue_names():
-            self.queues = [self.queue_class(n, connection=self.connection, serializer=self.serializer)
-                           for n in names]
-            self._ordered_queues = self.queues[:]
+        self.queues = [self.queue_class(n, connection=self.connection, serializer=self.serializer) for n in names]
+        self._ordered_queues = self.queues[:]
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         # Wait at most a second at a time, so that new nodes' queues are picked up.
         while not self._stop_requested:
             self.refresh_queues()
             result = super().dequeue_job_and_maintain_ttl(1, max_idle_time=1)
-            if result is not None:
+            if result is None:
+                continue
+            job, queue = result
+            if queue.name == self.ctx.store.control_queue or self.slots.take(queue.name):
                 return result
+            queue.push_job_id(job.id, at_front=True)  # its node is busy enough: back for later
         return None
 
 
-def _keep_alive(store: Store, name: str, stop: threading.Event) -> None:
+def _keep_alive(store: Store, names: list[str], stop: threading.Event) -> None:
     while not stop.wait(1.0):
         try:
-            store.mark_alive("worker", name, {"pid": os.getpid(), "host": socket.gethostname()}, ALIVE_TTL)
+            for name in names:
+                store.mark_alive("worker", name, {"pid": os.getpid(), "host": socket.gethostname()}, ALIVE_TTL)
         except Exception:
             pass
 
@@ -85,30 +131,40 @@ def make_context(state: StateDir) -> WorkerContext:
     return WorkerContext.create(Store.from_url(config.redis_url), vault, state)
 
 
-def job_process(state_path: str, index: int, parent: int) -> None:
+def job_process(state_path: str, index: int, parent: int, threads: int, per_node: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us with SIGTERM
     die_with_parent(parent)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
     state = StateDir(state_path)
     ctx = make_context(state)
     set_current(ctx)
-    store = ctx.store
-    redis_url = state.load().redis_url
-    name = f"{socket.gethostname()}.{os.getpid()}"
-    ctx.worker_name = name
+    # the process is what holds locks (a dead process frees them); each thread is an rq worker
+    ctx.worker_name = f"{socket.gethostname()}.{os.getpid()}"
+    names = [f"{ctx.worker_name}.{t}" for t in range(threads)]
     stop = threading.Event()
-    store.mark_alive("worker", name, {"pid": os.getpid()}, ALIVE_TTL)
-    threading.Thread(target=_keep_alive, args=(store, name, stop), daemon=True).start()
-    worker = NodeQueueWorker(ctx, index, connection=redis.Redis.from_url(redis_url), name=name,
-                             serializer=JSONSerializer)
-    try:
-        worker.work(logging_level="WARNING")
-    finally:
-        stop.set()
-        store.forget_alive("worker", name)
+    for name in [ctx.worker_name, *names]:
+        ctx.store.mark_alive("worker", name, {"pid": os.getpid()}, ALIVE_TTL)
+    threading.Thread(target=_keep_alive, args=(ctx.store, [ctx.worker_name, *names], stop), daemon=True).start()
+    connection = redis.Redis.from_url(state.load().redis_url, max_connections=threads * 4)
+    slots = NodeSlots(per_node)
+    workers = [NodeQueueWorker(ctx, slots, connection=connection, name=name,
+                               serializer=JSONSerializer) for t, name in enumerate(names)]
+    runners = [threading.Thread(target=w.work, kwargs={"logging_level": "WARNING"}, daemon=True) for w in workers]
+    for r in runners:
+        r.start()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while not stop.wait(1.0) and any(r.is_alive() for r in runners):
+        pass
+    for w in workers:
+        w._stop_requested = True  # each finishes its job, then leaves
+    for r in runners:
+        r.join(30)
+    for name in [ctx.worker_name, *names]:
+        ctx.store.forget_alive("worker", name)
 
 
-def run(state: StateDir, processes: int = 8, local_node: dict | None = None) -> None:
+def run(state: StateDir, processes: int = 2, threads: int = 12, per_node: int = 4,
+        local_node: dict | None = None) -> None:
     """The worker's parent: start the job processes, watch the nodes, restart what dies."""
     ctx = make_context(state)
     set_current(ctx)
@@ -119,7 +175,8 @@ def run(state: StateDir, processes: int = 8, local_node: dict | None = None) -> 
     stopping = threading.Event()
 
     def start(index: int) -> None:
-        p = spawn.Process(target=job_process, args=(str(state.path), index, os.getpid()), name=f"swarmpy-job-{index}",
+        p = spawn.Process(target=job_process, args=(str(state.path), index, os.getpid(), threads, per_node),
+                          name=f"swarmpy-job-{index}",
                           daemon=True)
         p.start()
         children[index] = p

@@ -74,7 +74,7 @@ services:
     try:
         job_ids = wait_for(registry.get_job_ids, 20, interval=0.05, what="the start job to run")
         job = Job.fetch(job_ids[0], connection=conn, serializer=JSONSerializer)
-        pid = int(job.worker_name.rsplit(".", 1)[1])
+        pid = int(job.worker_name.rsplit(".", 2)[1])  # <host>.<pid>.<thread>
         os.kill(pid, signal.SIGKILL)  # in the middle of sending the image to node2
         wait_for(lambda: cluster.services("kill")["kill_big"]["replicas"] == "1/1", 90, interval=0.5,
                  what="the task to run after all")

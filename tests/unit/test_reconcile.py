@@ -234,6 +234,21 @@ def test_removed_service_is_forgotten_once_its_tasks_are_gone():
     assert plan_for(None, []).forget_service
 
 
+def test_a_removed_services_dead_tasks_wait_for_their_containers_to_go():
+    svc = make_service(replicas=3)
+    nodes = make_nodes("n1", "n2", "n3")
+    nodes["n3"].status = NodeStatus.DOWN
+    with_container = make_task(svc, 1, node="n1", state=TaskState.SHUTDOWN, desired=DesiredState.SHUTDOWN)
+    with_container.container_id = "c1"
+    container_gone = make_task(svc, 2, node="n2", state=TaskState.FAILED, desired=DesiredState.SHUTDOWN)
+    on_a_down_node = make_task(svc, 3, node="n3", state=TaskState.ORPHANED, desired=DesiredState.SHUTDOWN)
+    on_a_down_node.container_id = "c3"
+    plan = plan_for(None, [with_container, container_gone, on_a_down_node], nodes=nodes)
+    assert ids(plan.remove_containers) == {with_container.id}  # a stop job removes it first
+    assert ids(plan.delete) == {container_gone.id, on_a_down_node.id}  # its node cleans up when back
+    assert not plan.forget_service
+
+
 def test_removed_service_walks_to_forgotten():
     svc = make_service(replicas=2)
     world = World(svc, running(svc, 2))
