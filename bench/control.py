@@ -32,6 +32,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def stack_spec(index: int, per_stack: int, replicas: int) -> dict:
+    """A stack of `per_stack` services whose tasks no node can take (they stay pending)."""
     services = {f"s{i}": ServiceSpec(name=f"s{i}", image="swarmpy/busybox:latest", command=["sleep", "1"],
                                      deploy=DeploySpec(replicas=replicas, placement=Placement(constraints=[NOWHERE])))
                 for i in range(per_stack)}
@@ -66,19 +67,19 @@ def children(pid: int) -> list[int]:
     return kids
 
 
-def swarmpy_side(env: Env, calls: int) -> dict:
+def swarmpy_side(env: Env, calls: int, services: int) -> dict:
     cluster = env.cluster
     state = StateDir(cluster.state_dir)
     base = f"http://127.0.0.1:{cluster.api_port}"
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {state.token()}"
-    per_stack = SERVICES // STACKS
+    per_stack = services // STACKS
     for i in range(STACKS):
         session.put(f"{base}/stacks/load{i}", json={"stack": stack_spec(i, per_stack, 10)}, timeout=120
                     ).raise_for_status()
     deadline = time.time() + 120  # the orchestrator makes the 10,000 tasks
     while time.time() < deadline and sum(s["desired"] for s in session.get(f"{base}/services", timeout=60).json()) \
-            < SERVICES * 10:
+            < services * 10:
         time.sleep(1)
     ls = timed_calls(lambda i: session.get(f"{base}/services", timeout=60).raise_for_status(), calls)
     one = StackSpec(name="probe", services={"p": ServiceSpec(name="p", image="swarmpy/busybox:latest",
@@ -99,14 +100,14 @@ def swarmpy_side(env: Env, calls: int) -> dict:
     return {"ls": ls, "deploy": deploys, "memory": memory}
 
 
-def swarm_side(env: Env, calls: int) -> dict:
+def swarm_side(env: Env, calls: int, services: int) -> dict:
     client = docker.DockerClient(base_url=env.local_swarm, version="1.41", timeout=120)
     dockerd = int(Path("/var/run/docker.pid").read_text())
     before = rss_mb(dockerd)
     ids = [client.api.create_service({"ContainerSpec": {"Image": SWARM_IMAGE, "Command": ["sleep", "1"]},
                                       "Placement": {"Constraints": ["node.labels.bench-nowhere==1"]}},
                                      name=f"load{i}", mode={"Replicated": {"Replicas": 10}})["ID"]
-           for i in range(SERVICES)]
+           for i in range(services)]
     time.sleep(5)
     ls = timed_calls(lambda i: client.api.services(), calls)
     probe = client.api.create_service({"ContainerSpec": {"Image": SWARM_IMAGE}}, name="probe",
@@ -124,19 +125,19 @@ def swarm_side(env: Env, calls: int) -> dict:
     return {"ls": ls, "deploy": updates, "memory": memory}
 
 
-def figures(env: Env, calls: int = 200) -> list[Figure]:
-    ours = swarmpy_side(env, calls)
-    theirs = swarm_side(env, calls)
+def figures(env: Env, calls: int = 200, services: int = SERVICES) -> list[Figure]:
+    ours = swarmpy_side(env, calls, services)
+    theirs = swarm_side(env, calls, services)
     out = []
     for key, ours_name, theirs_name in (("deploy", "stack deploy API call", "service update API call"),
                                         ("ls", "service ls", "GET /services")):
         for pct in (50, 99):
-            out.append(Figure(f"control plane, {SERVICES:,} services: {ours_name} p{pct}", "ms",
+            out.append(Figure(f"control plane, {services:,} services: {ours_name} p{pct}", "ms",
                               f"Docker Swarm, {theirs_name}", [percentile(ours[key], pct)],
                               [percentile(theirs[key], pct)], note=f"{calls} calls each" if pct == 50 else ""))
     m = ours["memory"]
     total = m["manager"] + m["worker"] + m["lb"]
-    out.append(Figure(f"footprint: manager + worker + lb, {SERVICES:,} services, {SERVICES * 10:,} tasks", "MiB",
+    out.append(Figure(f"footprint: manager + worker + lb, {services:,} services, {services * 10:,} tasks", "MiB",
                       "Docker Swarm manager's dockerd, growth for the same", [total], [theirs["memory"]],
                       note=f"manager {m['manager']:.0f} MiB, worker with its job processes {m['worker']:.0f} MiB, "
                            f"load balancer {m['lb']:.0f} MiB; Redis besides: {m['redis']:.0f} MiB"))

@@ -147,7 +147,7 @@ class Dispatcher(Component):
             # a dead task is sent here only when its service is gone and its container must go too
             if task.state in _IN_PROGRESS or task.state == TaskState.RUNNING or task.container_id:
                 return task.node_id, _STOP, (task.id,), job_id("stop", task.id)
-        elif task.state == TaskState.ASSIGNED:
+        elif task.state in _IN_PROGRESS:  # assigned, or a start that was cut off half-way
             return task.node_id, _START, (task.id,), job_id("start", task.id)
         return None
 
@@ -175,6 +175,6 @@ class Dispatcher(Component):
             if status == JobStatus.STARTED and worker and self.store.is_alive("worker", worker):
                 continue
             resend.append(task)
-        for task in resend:
-            log.info("dispatcher: sending %s again (its job was lost)", task.display_name)
+            log.warning("dispatcher: sending %s again (its %s job is %s, by %s)", task.display_name, action,
+                        status or "gone", worker or "no worker")
         self.queues.enqueue([job for job in map(self.job_for, resend) if job])

@@ -13,6 +13,7 @@ import base64
 import logging
 import time
 
+import paramiko
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from requests.exceptions import ConnectionError as HTTPConnectionError, ReadTimeout
 
@@ -35,8 +36,9 @@ class Transient(Exception):
 def _transient(error: Exception) -> bool:
     if isinstance(error, EngineError):
         return error.transient
-    if isinstance(error, (HTTPConnectionError, ReadTimeout, ConnectionError, OSError)):
-        return True
+    if isinstance(error, (HTTPConnectionError, ReadTimeout, ConnectionError, OSError, EOFError,
+                          paramiko.SSHException)):
+        return True  # the connection broke: a new one may do
     if isinstance(error, APIError):
         return error.status_code is None or error.status_code >= 500 and "No such" not in str(error)
     return isinstance(error, DockerException)

@@ -73,6 +73,10 @@ services:
     cluster.deploy(path, "kill", "--detach")
     try:
         job_ids = wait_for(registry.get_job_ids, 20, interval=0.05, what="the start job to run")
+        # in the middle of it: sending the image to node2 (the task is preparing)
+        wait_for(lambda: any(t["state"] == "preparing" for t in cluster.tasks("kill_big")), 20, interval=0.05,
+                 what="the task to be preparing")
+        time.sleep(0.5)
         job = Job.fetch(job_ids[0], connection=conn, serializer=JSONSerializer)
         pid = int(job.worker_name.rsplit(".", 2)[1])  # <host>.<pid>.<thread>
         os.kill(pid, signal.SIGKILL)  # in the middle of sending the image to node2
