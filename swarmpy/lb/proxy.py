@@ -28,7 +28,8 @@ PROBE_EVERY = 1.0
 UDP_IDLE = 30.0
 HIGH_WATER = 1 << 20  # bytes buffered towards one side before the other side stops reading
 REPLAY_MAX = 64 << 10  # client bytes kept for another endpoint until the first one answers
-SILENT_CLOSE = 2.0  # seconds: an endpoint that closes this soon without answering did not take the connection
+SILENT_CLOSE = 2.0  # seconds: an endpoint that resets this soon without answering did not take the connection
+RESET_CHECK = 0.02  # seconds after sending to a half-closed endpoint to look for its reset
 
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -137,6 +138,7 @@ class BackendSide(_Pipe):
         self.answered = 0  # bytes the endpoint sent back
         self.connected_at = time.monotonic()
         self.eof = False
+        self.reset = False
 
     def data_received(self, data):
         if not self.answered and self.peer.replayable:
@@ -146,17 +148,33 @@ class BackendSide(_Pipe):
         self.forward(data)
 
     def eof_received(self):
-        if not self.answered and self.peer.replayable:
-            return False  # closed without a word: let it go, the client side tries the next endpoint
         self.eof = True
+        if not self.answered:
+            # No word yet. A refusal in disguise (closed at once) resets what we send it; a server
+            # that only shut its own side (like `nc` with nothing to say) keeps reading. Look again
+            # once what the client sent has had time to meet either.
+            self.check_soon()
+            return True
         if self.peer.client_eof:
             return False  # both directions are done
         if not self.peer.closed and self.peer.transport.can_write_eof():
             self.peer.transport.write_eof()
         return True  # keep our side open for the client's half (half-close)
 
+    def check_soon(self) -> None:
+        asyncio.get_running_loop().call_later(RESET_CHECK, self.check_refused)
+
+    def check_refused(self) -> None:
+        if self.closed or self.answered:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            self.reset = True  # it reset what we sent: nobody was there
+            self.transport.abort()
+
     def connection_lost(self, exc):
         self.closed = True
+        self.reset = self.reset or exc is not None
         self.peer.backend_lost(self)
 
 
@@ -186,6 +204,8 @@ class ClientSide(_Pipe):
                 self.replayable = False
                 self.sent.clear()
         self.forward(data)
+        if self.peer is not None and self.peer.eof and not self.peer.answered:
+            self.peer.check_soon()  # sent to an endpoint that has closed its side: does it reset?
 
     def eof_received(self):
         self.client_eof = True
@@ -218,6 +238,8 @@ class ClientSide(_Pipe):
 
     def attach(self, ep: Endpoint, backend: BackendSide, route: Route | None) -> None:
         self.endpoint, self.peer = ep, backend
+        if backend.eof:
+            backend.check_soon()
         self.balancer.open[ep] += 1
         if route is not None and route.proxy_protocol:
             backend.transport.write(proxy_v2_header(self.transport.get_extra_info("peername"),
@@ -242,9 +264,10 @@ class ClientSide(_Pipe):
         ep = self.endpoint
         self.release()
         self.peer = None
-        silent = backend.answered == 0 and time.monotonic() - backend.connected_at < SILENT_CLOSE
-        if not self.closed and silent and self.replayable and ep is not None:
-            # accepted, then closed without a word: a refusal in disguise (Docker's userland
+        refused = (backend.answered == 0 and backend.reset
+                   and time.monotonic() - backend.connected_at < SILENT_CLOSE)
+        if not self.closed and refused and self.replayable and ep is not None:
+            # accepted, then reset without a word: a refusal in disguise (Docker's userland
             # proxy does this for a container that just died); the client's bytes go elsewhere
             self.balancer.health.mark_down(ep)
             self.transport.pause_reading()
@@ -370,7 +393,3 @@ class Listener:
         return {"service_id": self.route.service_id, "service": self.route.service_name,
                 "target": self.route.target, "strategy": self.route.strategy, "error": self.error,
                 "endpoints": endpoints}
-
-
-def tune_socket(sock: socket.socket) -> None:
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -68,6 +68,15 @@ class RequestStream(threading.Thread):
         self.join(10)
 
 
+def wait_routed(cluster, port: str, endpoints: int) -> None:
+    """Every load balancer routes `port` ("18407/tcp") to this many endpoints."""
+    def routed():
+        status = cluster.json("lb", "status")
+        return status and all(len(s["ports"].get(port, {}).get("endpoints", [])) == endpoints
+                              for s in status.values())
+    wait_for(routed, 10, what=f"the mesh to route {port}")
+
+
 def container_hostnames(cluster, stack: str) -> set[str]:
     return {c["Id"][:12] for c in cluster.listed(stack)}
 
@@ -227,6 +236,7 @@ services:
 """)
     cluster.deploy(path, "pp")
     try:
+        wait_routed(cluster, "18407/tcp", 1)  # a connection the mesh cannot place is closed at once
         with socket.create_connection(("127.0.0.1", 18407), timeout=5) as s:
             client_port = s.getsockname()[1]
             s.sendall(b"hello")
