@@ -47,33 +47,35 @@ def proxy_v2_header(client: tuple, server: tuple) -> bytes:
 
 
 class Health:
-    """Endpoints that refused a connection, until they accept one again."""
+    """Endpoints that refused a connection, until they accept one again. Marks are per task:
+    a new task that Docker gives the same host port starts clean."""
 
     def __init__(self):
-        self.down: dict[tuple[str, int], float] = {}
+        self.down: dict[Endpoint, float] = {}
 
     def is_down(self, ep: Endpoint) -> bool:
-        return (ep.address, ep.port) in self.down
+        return ep in self.down
 
     def mark_down(self, ep: Endpoint) -> None:
-        self.down.setdefault((ep.address, ep.port), time.time())
+        self.down.setdefault(ep, time.time())
 
     def mark_up(self, ep: Endpoint) -> None:
-        self.down.pop((ep.address, ep.port), None)
+        self.down.pop(ep, None)
 
-    async def probe(self, endpoints: Callable[[], set[tuple[str, int]]]) -> None:
+    async def probe(self, endpoints: Callable[[], set[Endpoint]]) -> None:
         """Every second, try the down endpoints still in a table; forget the others."""
         while True:
             await asyncio.sleep(PROBE_EVERY)
             wanted = endpoints()
-            for key in list(self.down):
-                if key not in wanted:
-                    self.down.pop(key, None)
+            for ep in list(self.down):
+                if ep not in wanted:
+                    self.down.pop(ep, None)
                     continue
                 try:
-                    _, writer = await asyncio.wait_for(asyncio.open_connection(*key), CONNECT_TIMEOUT)
+                    _, writer = await asyncio.wait_for(asyncio.open_connection(ep.address, ep.port),
+                                                       CONNECT_TIMEOUT)
                     writer.close()
-                    self.down.pop(key, None)
+                    self.down.pop(ep, None)
                 except (OSError, asyncio.TimeoutError):
                     pass
 

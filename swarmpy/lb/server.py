@@ -65,8 +65,8 @@ class Mesh:
         self.applied_at = max(self.applied_at, applied_at)
         self.report()
 
-    def endpoints(self) -> set[tuple[str, int]]:
-        return {(e.address, e.port) for lst in self.listeners.values() for e in lst.route.endpoints}
+    def endpoints(self) -> set:
+        return {e for lst in self.listeners.values() for e in lst.route.endpoints}
 
     def status(self) -> dict:
         return {"host": socket.gethostname(), "pid": os.getpid(), "node_id": self.node_id,
