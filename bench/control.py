@@ -115,7 +115,7 @@ def swarm_side(env: Env, calls: int, services: int) -> dict:
 
     def update(i: int) -> None:
         version = client.api.inspect_service(probe)["Version"]["Index"]
-        client.api.update_service(probe, version, task_template={"ContainerSpec": {"Image": SWARM_IMAGE}},
+        client.api.update_service(probe, version, name="probe", task_template={"ContainerSpec": {"Image": SWARM_IMAGE}},
                                   labels={"round": str(i)}, mode={"Replicated": {"Replicas": 0}})
     updates = timed_calls(update, calls)
     memory = rss_mb(dockerd) - before

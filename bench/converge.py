@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.common import Figure, wait_until
-from bench.env import IMAGE, SWARM_IMAGE, Env, sh
+from bench.env import IMAGE, SWARM_IMAGE, Env, sh, swarm_detach
 
 STACK = """
 services:
@@ -60,7 +60,7 @@ def time_swarmpy(env: Env, hosts: list[str], path: Path, replicas: int) -> float
 def time_swarm(env: Env, manager: str, hosts: list[str], path: Path, replicas: int) -> float:
     label = "com.docker.stack.namespace=conv"
     start = time.perf_counter()
-    sh("docker", "-H", manager, "stack", "deploy", "--resolve-image", "never", "--detach=true", "-c", str(path),
+    sh("docker", "-H", manager, "stack", "deploy", "--resolve-image", "never", *swarm_detach(), "-c", str(path),
        "conv")
     took = wait_until(lambda: running(env, hosts, label) >= replicas, 300, "Swarm's replicas") - start
     sh("docker", "-H", manager, "stack", "rm", "conv")

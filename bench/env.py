@@ -8,6 +8,7 @@ cannot succeed here (with `--resolve-image never`)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import subprocess
 import tempfile
@@ -29,6 +30,13 @@ def sh(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     if check and done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip() or done.stdout.strip()}")
     return done
+
+
+@functools.cache
+def swarm_detach() -> tuple[str, ...]:
+    """`docker stack deploy` returns at once; since Docker 26 only when told `--detach=true`."""
+    help_text = sh("docker", "stack", "deploy", "--help", check=False).stdout
+    return ("--detach=true",) if "--detach" in help_text else ()
 
 
 def ensure_packages(*packages: str) -> None:

@@ -205,8 +205,7 @@ def create_app(ctx: ManagerContext) -> Flask:
         prune = _field(body, "prune", bool, required=False, default=False)
         contents = _field(body, "objects", dict, required=False, default={})
         existing = store.list_services(stack=name)
-        others = [s for s in store.list_services() if s.stack != name]
-        plan = stacks.plan_stack(name, spec, existing, others, prune)
+        plan = stacks.plan_stack(name, spec, existing, store.published_ports(), prune)
         objects.store_stack_objects(ctx, name, spec, contents)
         store.write_stack(plan.record, plan.changed, plan.removed, plan.expected)
         return jsonify(services=[{"id": s.id, "name": s.name, "version": s.version, "changed": True}
@@ -239,10 +238,9 @@ def create_app(ctx: ManagerContext) -> Flask:
     # ---------------------------------------------------------------- services
 
     def service_listing(services: list[Service]):
-        tasks = store.tasks_of_services([s.id for s in services])
-        nodes = store.list_nodes()
-        return [views.service_summary(s, tasks.get(s.id, []), nodes, store.get_update_status(s.id))
-                for s in services]
+        ids = [s.id for s in services]
+        briefs, updates, nodes = store.task_briefs(ids), store.get_update_statuses(ids), store.list_nodes()
+        return [views.service_summary(s, briefs.get(s.id, []), nodes, updates.get(s.id)) for s in services]
 
     def task_listing(services: list[Service], node_id: str | None = None):
         nodes = {n.id: n for n in store.list_nodes()}

@@ -71,12 +71,12 @@ class Orchestrator(Component):
         now = time.time()
         services = self.store.get_services(service_ids)
         tasks = self.store.tasks_of_services(service_ids)
+        updates = self.store.get_update_statuses(list(services))
         nodes = {n.id: n for n in self.store.list_nodes()}
         plans = {}
         for sid in service_ids:
             service = services.get(sid)
-            plan = reconcile.reconcile(service, tasks.get(sid, []), nodes,
-                                       self.store.get_update_status(sid) if service else None, now,
+            plan = reconcile.reconcile(service, tasks.get(sid, []), nodes, updates.get(sid), now,
                                        satisfies=satisfies)
             if plan.wake_at is not None:
                 self.timers[sid] = min(plan.wake_at, self.timers.get(sid, plan.wake_at))

@@ -91,14 +91,11 @@ def check(stack: StackSpec) -> list[tuple[str, str]]:
 
 
 def assign_published_ports(stack_name: str, stack: StackSpec, existing: dict[str, Service],
-                           others: list[Service]) -> list[tuple[str, str]]:
+                           published: dict[tuple[int, str], str]) -> list[tuple[str, str]]:
     """Ingress ports are cluster-wide: two services may not publish the same one.
-    Ports the file leaves out get one from 30000-32767, kept across redeploys."""
-    taken: dict[tuple[int, str], str] = {}
-    for s in others:
-        for p in s.spec.ports:
-            if p.mode == "ingress" and p.published:
-                taken[(p.published, p.protocol)] = s.name
+    Ports the file leaves out get one from 30000-32767, kept across redeploys.
+    `published`: the ingress ports in use, (port, protocol) -> service name."""
+    taken = {k: v for k, v in published.items() if v not in existing}  # this stack's own are redone
     problems = []
     for name, svc in stack.services.items():
         for i, p in enumerate(svc.ports):
@@ -126,12 +123,13 @@ def assign_published_ports(stack_name: str, stack: StackSpec, existing: dict[str
     return problems
 
 
-def plan_stack(name: str, stack: StackSpec, existing: list[Service], others: list[Service],
+def plan_stack(name: str, stack: StackSpec, existing: list[Service], published: dict[tuple[int, str], str],
                prune: bool, now: float | None = None) -> StackPlan:
+    """`existing`: the stack's services now; `published`: the cluster's ingress ports in use."""
     now = now or time.time()
     problems = check(stack)
     by_name = {s.name: s for s in existing}
-    problems += assign_published_ports(name, stack, by_name, others)
+    problems += assign_published_ports(name, stack, by_name, published)
     if problems:
         raise StackError(problems)
     record = {"name": name, "networks": {k: v.to_dict() for k, v in stack.networks.items()},

@@ -15,28 +15,33 @@ def ports_text(service: Service) -> str:
                      else f"{p.published}:{p.target}/{p.protocol} (host)" for p in service.spec.ports if p.published)
 
 
-def replicas(service: Service, tasks: list[Task], nodes: list[Node]) -> tuple[int, int, str]:
-    """(running, desired, text) as `docker service ls` shows them. A global service wants a task
-    on each node that may take one, and keeps those it has on paused nodes."""
+_ENDED = {s.value for s in TaskState if s.terminal}
+
+
+def replicas(service: Service, tasks: list[dict], nodes: list[Node]) -> tuple[int, int, str]:
+    """(running, desired, text) as `docker service ls` shows them, from task briefs (see
+    `Store.task_briefs`). A global service wants a task on each node that may take one,
+    and keeps those it has on paused nodes."""
     mode = service.spec.deploy.mode
-    live = [t for t in tasks if t.desired_state != DesiredState.SHUTDOWN]
-    running = sum(1 for t in live if t.state == TaskState.RUNNING)
+    live = [t for t in tasks if t["desired_state"] != DesiredState.SHUTDOWN.value]
+    running = sum(1 for t in live if t["state"] == TaskState.RUNNING.value)
     if mode == "replicated":
         desired = service.spec.deploy.replicas
         return running, desired, f"{running}/{desired}"
     eligible = {n.id for n in nodes if node_accepts_new_tasks(n)
                 and placement_matches(service.spec.deploy.placement, n)}
     if mode == "global":
-        desired = len(eligible | {t.node_id for t in live if not t.state.terminal})
+        desired = len(eligible | {t["node_id"] for t in live if t["state"] not in _ENDED})
         return running, desired, f"{running}/{desired}"
-    done = len({t.slot if t.slot is not None else t.node_id for t in tasks
-                if t.state == TaskState.COMPLETE and t.spec_version == service.spec_version})
+    current = [t for t in tasks if t["spec_version"] == service.spec_version]
+    done = len({t["slot"] if t["slot"] is not None else t["node_id"] for t in current
+                if t["state"] == TaskState.COMPLETE.value and t.get("exit_code") in (None, 0)})
     total = service.spec.deploy.replicas if mode == "replicated-job" else len(
-        eligible | {t.node_id for t in tasks if t.spec_version == service.spec_version})
+        eligible | {t["node_id"] for t in current})
     return running, total, f"{running}/{total} ({done}/{total} completed)"
 
 
-def service_summary(service: Service, tasks: list[Task], nodes: list[Node],
+def service_summary(service: Service, tasks: list[dict], nodes: list[Node],
                     update: dict | None = None) -> dict[str, Any]:
     running, desired, text = replicas(service, tasks, nodes)
     return {

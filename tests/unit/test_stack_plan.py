@@ -18,46 +18,52 @@ def web(image="busybox:1", replicas=2, ports=None, **deploy) -> ServiceSpec:
                        deploy=DeploySpec(replicas=replicas, **deploy))
 
 
+def ports_of(services) -> dict:
+    """The cluster's published-port index as the store keeps it."""
+    return {(p.published, p.protocol): s.name for s in services for p in s.spec.ports
+            if p.mode == "ingress" and p.published}
+
+
 def deployed(name: str, spec: StackSpec, others=()):
-    plan = plan_stack(name, spec, [], list(others), prune=False)
+    plan = plan_stack(name, spec, [], ports_of(others), prune=False)
     return plan.changed
 
 
 def test_a_new_stack_creates_its_services():
-    plan = plan_stack("shop", stack(web=web()), [], [], prune=False)
+    plan = plan_stack("shop", stack(web=web()), [], {}, prune=False)
     assert [s.name for s in plan.changed] == ["shop_web"] and plan.unchanged == [] and plan.expected == {}
     assert plan.record["services"] == [plan.changed[0].id]
 
 
 def test_an_unchanged_redeploy_changes_nothing():
     (svc,) = deployed("shop", stack(web=web()))
-    plan = plan_stack("shop", stack(web=web()), [svc], [], prune=False)
+    plan = plan_stack("shop", stack(web=web()), [svc], {}, prune=False)
     assert plan.changed == [] and plan.unchanged == [svc]
 
 
 def test_a_new_image_bumps_the_tasks_version_and_replicas_only_the_record():
     (svc,) = deployed("shop", stack(web=web()))
-    (updated,) = plan_stack("shop", stack(web=web(image="busybox:2")), [svc], [], prune=False).changed
+    (updated,) = plan_stack("shop", stack(web=web(image="busybox:2")), [svc], {}, prune=False).changed
     assert (updated.version, updated.spec_version, updated.previous_spec) == (2, 2, svc.spec)
-    (scaled,) = plan_stack("shop", stack(web=web(replicas=5)), [svc], [], prune=False).changed
+    (scaled,) = plan_stack("shop", stack(web=web(replicas=5)), [svc], {}, prune=False).changed
     assert (scaled.version, scaled.spec_version, scaled.previous_spec) == (2, 1, None)
-    plan = plan_stack("shop", stack(web=web(image="busybox:2")), [svc], [], prune=False)
+    plan = plan_stack("shop", stack(web=web(image="busybox:2")), [svc], {}, prune=False)
     assert plan.expected == {svc.id: svc.version}  # written only if nobody changed it meanwhile
 
 
 def test_prune_removes_services_no_longer_in_the_file():
     both = stack(web=web(), api=ServiceSpec(name="api", image="x"))
     services = deployed("shop", both)
-    kept = plan_stack("shop", stack(web=web()), services, [], prune=False)
+    kept = plan_stack("shop", stack(web=web()), services, {}, prune=False)
     assert kept.removed == [] and len(kept.unchanged) == 2
-    pruned = plan_stack("shop", stack(web=web()), services, [], prune=True)
+    pruned = plan_stack("shop", stack(web=web()), services, {}, prune=True)
     assert [s.name for s in pruned.removed] == ["shop_api"]
 
 
 def test_published_ports_left_out_come_from_swarms_range_and_stay():
     (svc,) = deployed("shop", stack(web=web(ports=[Port(80)])))
     assert 30000 <= svc.spec.ports[0].published <= 32767
-    plan = plan_stack("shop", stack(web=web(ports=[Port(80)])), [svc], [], prune=False)
+    plan = plan_stack("shop", stack(web=web(ports=[Port(80)])), [svc], {}, prune=False)
     assert plan.changed == []  # the same port again: nothing changed
     (other,) = deployed("blog", stack(web=web(ports=[Port(80)])), others=[svc])
     assert other.spec.ports[0].published != svc.spec.ports[0].published
@@ -66,7 +72,7 @@ def test_published_ports_left_out_come_from_swarms_range_and_stay():
 def test_two_services_publishing_one_port_are_refused_naming_both():
     (svc,) = deployed("shop", stack(web=web(ports=[Port(80, 8080)])))
     with pytest.raises(StackError) as refused:
-        plan_stack("blog", stack(web=web(ports=[Port(80, 8080)])), [], [svc], prune=False)
+        plan_stack("blog", stack(web=web(ports=[Port(80, 8080)])), [], ports_of([svc]), prune=False)
     message = str(refused.value)
     assert "shop_web" in message and "blog_web" in message and "8080" in message
     # the same number over UDP, or in host mode, is no conflict
