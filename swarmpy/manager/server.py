@@ -27,6 +27,7 @@ from swarmpy.settings import StateDir
 log = logging.getLogger(__name__)
 
 ALIVE_TTL = 5.0
+started_at = time.time()
 
 
 def _local_node_id(ctx: ManagerContext) -> str | None:
@@ -49,8 +50,6 @@ def _announce(ctx: ManagerContext, node_id: str | None, stop: threading.Event) -
             log.warning("manager: cannot reach the store: %s", e)
         stop.wait(1.0)
 
-
-started_at = time.time()
 
 
 def _first_start(ctx: ManagerContext) -> None:

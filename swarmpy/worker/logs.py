@@ -5,6 +5,7 @@ request's Redis stream, which the API forwards to the client."""
 from __future__ import annotations
 
 import threading
+import time
 
 from swarmpy.store import NotFound
 from swarmpy.worker.context import current
@@ -52,9 +53,9 @@ def stream_node_logs(request_id: str, node_id: str, task_ids: list[str], follow:
                                     daemon=True) for t, s in streams]
         for t in threads:
             t.start()
-        # the client went away: close the streams so the readers end
+        # until every stream ended, or the client went away: then close them so the readers end
         while any(t.is_alive() for t in threads) and not store.log_request_stopped(request_id):
-            threads[0].join(1.0) if threads else None
+            time.sleep(1.0)
         for _, s in streams:
             s.close()
         return "done"
