@@ -9,7 +9,7 @@ from swarmpy.model.serial import Serializable
 from swarmpy.model.spec import ServiceSpec
 
 
-class TaskState(str, enum.Enum):
+class TaskState(enum.StrEnum):
     """A task's observed state. States only move forward (see `rank`)."""
 
     NEW = "new"
@@ -32,9 +32,6 @@ class TaskState(str, enum.Enum):
     def terminal(self) -> bool:
         return self.rank >= _STATE_RANK[TaskState.COMPLETE]
 
-    def __str__(self) -> str:
-        return self.value
-
 
 _STATE_RANK = {s: i for i, s in enumerate(TaskState)}
 # The terminal states are all final: none may follow another.
@@ -42,32 +39,23 @@ for _s in (TaskState.SHUTDOWN, TaskState.FAILED, TaskState.REJECTED, TaskState.O
     _STATE_RANK[_s] = _STATE_RANK[TaskState.COMPLETE]
 
 
-class DesiredState(str, enum.Enum):
+class DesiredState(enum.StrEnum):
     RUNNING = "running"
     SHUTDOWN = "shutdown"
     COMPLETE = "complete"  # jobs: run once to completion
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class NodeStatus(str, enum.Enum):
+class NodeStatus(enum.StrEnum):
     UNKNOWN = "unknown"
     READY = "ready"
     DOWN = "down"
     DISCONNECTED = "disconnected"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Availability(str, enum.Enum):
+class Availability(enum.StrEnum):
     ACTIVE = "active"
     PAUSE = "pause"
     DRAIN = "drain"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass
