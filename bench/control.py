@@ -67,12 +67,21 @@ def children(pid: int) -> list[int]:
     return kids
 
 
+def swarmpy_rss(pids: dict[str, int]) -> dict[str, float]:
+    """MiB resident: the manager, the worker with its job processes, the load balancer (a child of the manager)."""
+    return {"manager": rss_mb(pids["manager"]),
+            "worker": rss_mb(pids["worker"]) + sum(rss_mb(c) for c in children(pids["worker"])),
+            "lb": sum(rss_mb(c) for c in children(pids["manager"]))}
+
+
 def swarmpy_side(env: Env, calls: int, services: int) -> dict:
     cluster = env.cluster
     state = StateDir(cluster.state_dir)
     base = f"http://127.0.0.1:{cluster.api_port}"
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {state.token()}"
+    pids = {"manager": bootstrap._pid(state, "manager"), "worker": bootstrap._pid(state, "worker")}
+    before = swarmpy_rss(pids)
     per_stack = services // STACKS
     for i in range(STACKS):
         session.put(f"{base}/stacks/load{i}", json={"stack": stack_spec(i, per_stack, 10)}, timeout=120
@@ -89,10 +98,8 @@ def swarmpy_side(env: Env, calls: int, services: int) -> dict:
         one.services["p"].deploy.labels = {"round": str(i)}  # a change each time, as a redeploy would be
         session.put(f"{base}/stacks/probe", json={"stack": one.to_dict()}, timeout=60).raise_for_status()
     deploys = timed_calls(deploy, calls)
-    pids = {"manager": bootstrap._pid(state, "manager"), "worker": bootstrap._pid(state, "worker")}
-    memory = {"manager": rss_mb(pids["manager"]),
-              "worker": rss_mb(pids["worker"]) + sum(rss_mb(c) for c in children(pids["worker"])),
-              "lb": sum(rss_mb(c) for c in children(pids["manager"]))}
+    memory = swarmpy_rss(pids)
+    memory["growth"] = sum(memory.values()) - sum(before.values())
     memory["redis"] = rss_mb(bootstrap._pid(state, "redis"))
     for i in range(STACKS):
         session.delete(f"{base}/stacks/load{i}", timeout=120)
@@ -118,7 +125,7 @@ def swarm_side(env: Env, calls: int, services: int) -> dict:
         client.api.update_service(probe, version, name="probe", task_template={"ContainerSpec": {"Image": SWARM_IMAGE}},
                                   labels={"round": str(i)}, mode={"Replicated": {"Replicas": 0}})
     updates = timed_calls(update, calls)
-    memory = rss_mb(dockerd) - before
+    memory = {"total": rss_mb(dockerd), "growth": rss_mb(dockerd) - before}
     for sid in ids + [probe]:
         client.api.remove_service(sid)
     client.close()
@@ -138,7 +145,9 @@ def figures(env: Env, calls: int = 200, services: int = SERVICES) -> list[Figure
     m = ours["memory"]
     total = m["manager"] + m["worker"] + m["lb"]
     out.append(Figure(f"footprint: manager + worker + lb, {services:,} services, {services * 10:,} tasks", "MiB",
-                      "Docker Swarm manager's dockerd, growth for the same", [total], [theirs["memory"]],
+                      "Docker Swarm manager's dockerd (engine included) with the same", [total],
+                      [theirs["memory"]["total"]],
                       note=f"manager {m['manager']:.0f} MiB, worker with its job processes {m['worker']:.0f} MiB, "
-                           f"load balancer {m['lb']:.0f} MiB; Redis besides: {m['redis']:.0f} MiB"))
+                           f"load balancer {m['lb']:.0f} MiB, Redis besides {m['redis']:.0f} MiB; growth for the "
+                           f"load: swarmpy {m['growth']:.0f} MiB, dockerd {theirs['memory']['growth']:.0f} MiB"))
     return out

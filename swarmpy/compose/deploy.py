@@ -1,7 +1,7 @@
 """A service's `deploy:` section -> DeploySpec, Swarm's defaults kept where the file is silent.
 
 Partial `restart_policy`, `update_config` and `rollback_config` keep the
-defaults (model.py) of the keys they leave out. The service-level keys the
+defaults (swarmpy.model) of the keys they leave out. The service-level keys the
 specification ties to `deploy` (`scale`, `cpus`, `mem_limit`,
 `mem_reservation`, `pids_limit`, `platform`) fill it in when it is silent,
 and must agree with it when both are set.

@@ -7,7 +7,9 @@ import asyncio
 import ipaddress
 import struct
 
-from swarmpy.lb.proxy import PROXY_V2_SIGNATURE, Balancer, Health, Listener, proxy_v2_header
+from swarmpy.lb.balance import Balancer, Health
+from swarmpy.lb.proxy import Listener
+from swarmpy.lb.tcp import PROXY_V2_SIGNATURE, proxy_v2_header
 from swarmpy.lb.routes import Endpoint, Route, routes_of
 from swarmpy.model import (DeploySpec, DesiredState, Endpoint as TaskEndpoint, Healthcheck, Port, Service,
                            ServiceSpec, Task, TaskState)

@@ -1,0 +1,147 @@
+"""Records: what the cluster knows and keeps in Redis (nodes, services, tasks and their states)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from swarmpy.model.serial import Serializable
+from swarmpy.model.spec import ServiceSpec
+
+
+class TaskState(enum.StrEnum):
+    """A task's observed state. States only move forward (see `rank`)."""
+
+    NEW = "new"
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    PREPARING = "preparing"
+    STARTING = "starting"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    SHUTDOWN = "shutdown"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    ORPHANED = "orphaned"
+
+    @property
+    def rank(self) -> int:
+        return _STATE_RANK[self]
+
+    @property
+    def terminal(self) -> bool:
+        return self.rank >= _STATE_RANK[TaskState.COMPLETE]
+
+
+_STATE_RANK = {s: i for i, s in enumerate(TaskState)}
+# The terminal states are all final: none may follow another.
+for _s in (TaskState.SHUTDOWN, TaskState.FAILED, TaskState.REJECTED, TaskState.ORPHANED):
+    _STATE_RANK[_s] = _STATE_RANK[TaskState.COMPLETE]
+
+
+class DesiredState(enum.StrEnum):
+    RUNNING = "running"
+    SHUTDOWN = "shutdown"
+    COMPLETE = "complete"  # jobs: run once to completion
+
+
+class NodeStatus(enum.StrEnum):
+    UNKNOWN = "unknown"
+    READY = "ready"
+    DOWN = "down"
+    DISCONNECTED = "disconnected"
+
+
+class Availability(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSE = "pause"
+    DRAIN = "drain"
+
+
+@dataclass
+class Endpoint(Serializable):
+    """Where a task's target port answers: the node's address and a host port."""
+
+    target: int
+    protocol: str
+    address: str
+    port: int
+    published: int | None = None
+    mode: str = "ingress"
+
+
+@dataclass
+class Node(Serializable):
+    id: str
+    hostname: str
+    address: str  # the address other hosts and the mesh reach it at
+    role: str = "worker"  # worker | manager
+    availability: Availability = Availability.ACTIVE
+    status: NodeStatus = NodeStatus.UNKNOWN
+    message: str = ""
+    ssh_user: str | None = None  # None: the manager's local engine, no SSH
+    ssh_port: int = 22
+    host_key: str | None = None  # "<type> <base64>", verified on every connection
+    labels: dict[str, str] = field(default_factory=dict)
+    engine_labels: dict[str, str] = field(default_factory=dict)
+    os: str = ""
+    architecture: str = ""
+    cpus: float = 0.0  # cores
+    memory: int = 0  # bytes
+    engine_version: str = ""
+    docker_host: str | None = None  # unix socket of a node reached without SSH
+    machine: str | None = None  # hostname of the machine that socket is on
+    lb: bool = False  # runs a load balancer although it is no manager
+    manager_addr: str | None = None  # API address of the manager running on it
+    version: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    last_seen: float = 0.0
+
+
+@dataclass
+class Service(Serializable):
+    id: str
+    stack: str
+    name: str  # <stack>_<service>
+    spec: ServiceSpec
+    version: int = 1  # revision of this record: every write checks and bumps it
+    spec_version: int = 1  # bumped when the tasks' part of the spec changes; tasks carry it
+    previous_spec: ServiceSpec | None = None
+    update_state: str | None = None  # updating | paused | completed | rollback_started ...
+    update_message: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass
+class Task(Serializable):
+    id: str
+    service_id: str
+    service_name: str
+    spec_version: int  # the service's spec_version this task runs
+    slot: int | None = None  # replicated services; None for global ones (node-bound)
+    node_id: str | None = None
+    desired_state: DesiredState = DesiredState.RUNNING
+    state: TaskState = TaskState.NEW
+    message: str = ""
+    error: str = ""
+    container_id: str | None = None
+    exit_code: int | None = None
+    endpoints: list[Endpoint] = field(default_factory=list)
+    health: str | None = None  # starting | healthy | unhealthy (Docker's words)
+    stop_requested_at: float = 0.0  # when the stop signal was sent; SIGKILL follows after the grace period
+    not_before: float = 0.0  # restart delay: do not start before this time
+    desired_at: float = 0.0  # when the desired state last changed (the mesh drains a task before it stops)
+    restart_history: list[float] = field(default_factory=list)  # times of earlier restarts of this slot
+    created_at: float = 0.0
+    updated_at: float = 0.0  # time of the last observed state change
+
+    @property
+    def display_name(self) -> str:
+        """Swarm's task name: `web.2` for a slot, `web.<node id>` for a global task."""
+        return f"{self.service_name}.{self.slot if self.slot is not None else self.node_id}"
+
+    @property
+    def container_name(self) -> str:
+        return f"{self.display_name}.{self.id}"

@@ -1,0 +1,163 @@
+"""The store's ground: the connection, key names, the events stream and compare-and-set."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any, Self
+
+import redis
+
+DEFAULT_PREFIX = "swarmpy:"
+EVENTS_MAXLEN = 100_000
+
+
+class StoreError(Exception):
+    """Root of the store's errors."""
+
+
+class Conflict(StoreError):
+    """The record changed since it was read (stale version)."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+# Compare-and-set of one hash field, plus the event that says so, in one step.
+# ARGV[1]: field, ARGV[2]: expected old value ("" = must not exist),
+# ARGV[3]: new value ("" = delete), ARGV[4..]: event fields (k, v, ...).
+_CAS_SCRIPT = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur == false then cur = '' end
+if cur ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+end
+if #ARGV > 3 then
+  local ev = {}
+  for i = 4, #ARGV do ev[#ev + 1] = ARGV[i] end
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', '%d', '*', unpack(ev))
+end
+return 1
+"""
+
+# Lease: set if absent or already ours, with expiry. Returns 1 when held.
+_LEASE_SCRIPT = """
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# Pop the members of a sorted set whose score is due (<= ARGV[1]).
+_POP_DUE_SCRIPT = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+return due
+"""
+
+_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+class StoreBase:
+    def __init__(self, connection: redis.Redis, prefix: str = DEFAULT_PREFIX):
+        self.redis = connection
+        self.prefix = prefix
+        self._cas_script = connection.register_script(_CAS_SCRIPT % EVENTS_MAXLEN)
+        self._lease = connection.register_script(_LEASE_SCRIPT)
+        self._release = connection.register_script(_RELEASE_SCRIPT)
+        self._pop_due = connection.register_script(_POP_DUE_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX, **kwargs) -> Self:
+        kwargs.setdefault("health_check_interval", 10)
+        kwargs.setdefault("socket_keepalive", True)
+        kwargs.setdefault("retry_on_timeout", True)
+        return cls(redis.Redis.from_url(url, decode_responses=True, **kwargs), prefix)
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def pipeline(self, transaction: bool = True):
+        return self.redis.pipeline(transaction=transaction)
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
+
+    # ------------------------------------------------------------------ job queues (rq)
+
+    def queue_name(self, node_id: str) -> str:
+        """The rq queue of a node's task actions: one per node, so one slow host delays no other."""
+        return f"{self.prefix}node:{node_id}"
+
+    @property
+    def control_queue(self) -> str:
+        """The rq queue of work any worker can do (probing a host before it joins)."""
+        return f"{self.prefix}control"
+
+    # ------------------------------------------------------------------ events
+
+    @property
+    def events_key(self) -> str:
+        return self.key("events")
+
+    def publish(self, kind: str, action: str, id: str, pipeline=None, **fields: Any) -> None:
+        """Append an event: `kind` (node, service, task, stack, secret, config), `action`, `id`."""
+        entry = {"kind": kind, "action": action, "id": id, "time": f"{time.time():.6f}"}
+        entry.update({k: "" if v is None else str(v) for k, v in fields.items()})
+        (pipeline or self.redis).xadd(self.events_key, entry, maxlen=EVENTS_MAXLEN, approximate=True)
+
+    def last_event_id(self) -> str:
+        last = self.redis.xrevrange(self.events_key, count=1)
+        return last[0][0] if last else "0-0"
+
+    def read_events(self, after: str, block_ms: int | None = None, count: int = 1000) -> list[tuple[str, dict]]:
+        """Events after `after` (an event id); waits up to `block_ms` when there are none."""
+        answer = self.redis.xread({self.events_key: after}, count=count, block=block_ms)
+        return answer[0][1] if answer else []
+
+    # ------------------------------------------------------------------ records
+
+    def _cas(self, hash_key: str, field: str, old: str | None, new: str | None,
+             event: dict[str, Any] | None = None) -> bool:
+        args = [field, old or "", new or ""]
+        if event:
+            event = {"time": f"{time.time():.6f}", **event}
+            for k, v in event.items():
+                args += [k, "" if v is None else str(v)]
+        return bool(self._cas_script(keys=[hash_key, self.events_key], args=args))
+
+    def _get_raw(self, hash_key: str, id: str) -> str | None:
+        return self.redis.hget(hash_key, id)
+
+    # ------------------------------------------------------------------ cluster
+
+    def cluster_info(self) -> dict[str, str]:
+        return self.redis.hgetall(self.key("cluster"))
+
+    def set_cluster_info(self, pipeline=None, **fields: Any) -> None:
+        (pipeline or self.redis).hset(self.key("cluster"), mapping={k: str(v) for k, v in fields.items()})
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def iter_keys(self) -> Iterator[str]:
+        return self.redis.scan_iter(self.prefix + "*", count=1000)
+
+    def flush(self) -> None:
+        """Delete every key of this prefix (tests, `swarmpy leave` of an embedded store)."""
+        keys = list(self.iter_keys())
+        for i in range(0, len(keys), 1000):
+            self.redis.delete(*keys[i:i + 1000])

@@ -1,0 +1,71 @@
+"""What processes tell each other: leases, liveness, load-balancer status, log requests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from swarmpy.store.base import StoreBase, _dumps
+
+class Coordination(StoreBase):
+    """Keys: lease:<name>, alive:<kind>:<name>, lb:status:<id>, logs:<request>."""
+
+    def append_log_line(self, request_id: str, line: str | None = None, end: str | None = None) -> None:
+        """A line of `service logs` (or the end mark of one node's part) for the API to forward."""
+        key = self.key("logs", request_id)
+        with self.redis.pipeline(transaction=False) as p:
+            p.xadd(key, {"end": end} if end else {"line": line or ""}, maxlen=10_000, approximate=True)
+            p.expire(key, 300)
+            p.execute()
+
+    def read_log_lines(self, request_id: str, after: str, block_ms: int) -> list[tuple[str, dict]]:
+        answer = self.redis.xread({self.key("logs", request_id): after}, count=500, block=block_ms)
+        return answer[0][1] if answer else []
+
+    def stop_log_request(self, request_id: str) -> None:
+        with self.redis.pipeline(transaction=False) as p:
+            p.set(self.key("logs", request_id, "stop"), "1", ex=300)
+            p.delete(self.key("logs", request_id))
+            p.execute()
+
+    def log_request_stopped(self, request_id: str) -> bool:
+        return bool(self.redis.exists(self.key("logs", request_id, "stop")))
+
+    # ------------------------------------------------------------------ leases and liveness
+
+    def acquire_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
+        """Take or renew a lease (the leader's, a node watcher's). True while we hold it."""
+        return bool(self._lease(keys=[self.key("lease", name)], args=[holder, ttl_ms]))
+
+    def release_lease(self, name: str, holder: str) -> None:
+        self._release(keys=[self.key("lease", name)], args=[holder])
+
+    def lease_holder(self, name: str) -> str | None:
+        return self.redis.get(self.key("lease", name))
+
+    def mark_alive(self, kind: str, name: str, info: dict[str, Any], ttl_s: float) -> None:
+        """A process says it is alive (managers, workers, load balancers); gone when it stops saying so."""
+        self.redis.set(self.key("alive", kind, name), _dumps(info), px=int(ttl_s * 1000))
+
+    def alive(self, kind: str) -> dict[str, dict[str, Any]]:
+        keys = list(self.redis.scan_iter(self.key("alive", kind, "*"), count=1000))
+        values = self.redis.mget(keys) if keys else []
+        prefix = len(self.key("alive", kind, ""))
+        return {k[prefix:]: json.loads(v) for k, v in zip(keys, values) if v}
+
+    def is_alive(self, kind: str, name: str) -> bool:
+        return bool(self.redis.exists(self.key("alive", kind, name)))
+
+    def forget_alive(self, kind: str, name: str) -> None:
+        self.redis.delete(self.key("alive", kind, name))
+
+    # ------------------------------------------------------------------ load balancers
+
+    def put_lb_status(self, lb_id: str, status: dict[str, Any], ttl_s: float = 10) -> None:
+        self.redis.set(self.key("lb", "status", lb_id), _dumps(status), px=int(ttl_s * 1000))
+
+    def lb_statuses(self) -> dict[str, dict[str, Any]]:
+        keys = list(self.redis.scan_iter(self.key("lb", "status", "*"), count=1000))
+        values = self.redis.mget(keys) if keys else []
+        prefix = len(self.key("lb", "status", ""))
+        return {k[prefix:]: json.loads(v) for k, v in zip(keys, values) if v}

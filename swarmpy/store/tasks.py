@@ -1,0 +1,265 @@
+"""Tasks (spec and status halves), their indexes, the dispatch set and container removals."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from swarmpy.model import Task, TaskState
+from swarmpy.store.base import Conflict, NotFound, StoreBase, _dumps
+
+class TaskRecords(StoreBase):
+    """Keys: tasks, task:status, tasks:pending, tasks:dispatch, service:<id>:tasks, containers:remove."""
+
+    _STATUS_FIELDS = ("state", "message", "error", "container_id", "exit_code", "endpoints", "health",
+                      "stop_requested_at", "updated_at")
+
+    def _split(self, task: Task) -> tuple[str, str]:
+        d = task.to_dict()
+        status = {k: d.pop(k) for k in self._STATUS_FIELDS}
+        return _dumps(d), _dumps(status)
+
+    @staticmethod
+    def _join(spec_raw: str, status_raw: str | None) -> Task:
+        d = json.loads(spec_raw)
+        if status_raw:
+            d.update(json.loads(status_raw))
+        return Task.from_dict(d)
+
+    def create_tasks(self, tasks: Iterable[Task], pipeline=None) -> None:
+        """New tasks (state NEW or PENDING) with their indexes. One event per service."""
+        p = pipeline or self.pipeline()
+        by_service: dict[str, int] = {}
+        for t in tasks:
+            spec, status = self._split(t)
+            p.hset(self.key("tasks"), t.id, spec)
+            p.hset(self.key("task", "status"), t.id, status)
+            p.sadd(self.key("service", t.service_id, "tasks"), t.id)
+            if t.node_id:
+                p.sadd(self.key("node", t.node_id, "tasks"), t.id)
+            if t.state == TaskState.PENDING:
+                p.sadd(self.key("tasks", "pending"), t.id)
+            by_service[t.service_id] = by_service.get(t.service_id, 0) + 1
+        for sid, n in by_service.items():
+            self.publish("task", "create", sid, pipeline=p, service_id=sid, count=n)
+        if pipeline is None:
+            p.execute()
+
+    def get_task(self, id: str) -> Task:
+        found = self.get_tasks([id])
+        if not found:
+            raise NotFound(f"task {id} not found")
+        return found[0]
+
+    def get_tasks(self, ids: Iterable[str]) -> list[Task]:
+        ids = list(ids)
+        if not ids:
+            return []
+        with self.redis.pipeline(transaction=False) as p:
+            p.hmget(self.key("tasks"), ids)
+            p.hmget(self.key("task", "status"), ids)
+            specs, statuses = p.execute()
+        return [self._join(s, st) for s, st in zip(specs, statuses) if s]
+
+    def all_tasks(self) -> list[Task]:
+        with self.redis.pipeline(transaction=False) as p:
+            p.hgetall(self.key("tasks"))
+            p.hgetall(self.key("task", "status"))
+            specs, statuses = p.execute()
+        return [self._join(raw, statuses.get(i)) for i, raw in specs.items()]
+
+    def task_ids_of_service(self, service_id: str) -> set[str]:
+        return self.redis.smembers(self.key("service", service_id, "tasks"))
+
+    def tasks_of_service(self, service_id: str) -> list[Task]:
+        return self.get_tasks(self.task_ids_of_service(service_id))
+
+    def _tasks_by_index(self, index_keys: list[str]) -> list[list[Task]]:
+        """Tasks of several index sets (a service's, a node's) in two round trips."""
+        with self.redis.pipeline(transaction=False) as p:
+            for key in index_keys:
+                p.smembers(key)
+            id_sets = p.execute()
+        found = {t.id: t for t in self.get_tasks({i for ids in id_sets for i in ids})}
+        return [[found[i] for i in ids if i in found] for ids in id_sets]
+
+    def tasks_of_services(self, service_ids: Iterable[str]) -> dict[str, list[Task]]:
+        service_ids = list(service_ids)
+        groups = self._tasks_by_index([self.key("service", sid, "tasks") for sid in service_ids])
+        return dict(zip(service_ids, groups))
+
+    def task_briefs(self, service_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """What listings need of each task (states, version, slot, node), read without building
+        whole records: a `service ls` of a thousand services reads ten thousand tasks."""
+        with self.redis.pipeline(transaction=False) as p:
+            for sid in service_ids:
+                p.smembers(self.key("service", sid, "tasks"))
+            id_sets = p.execute()
+        ids = [i for ids in id_sets for i in ids]
+        out: dict[str, list[dict[str, Any]]] = {sid: [] for sid in service_ids}
+        if not ids:
+            return out
+        with self.redis.pipeline(transaction=False) as p:
+            p.hmget(self.key("tasks"), ids)
+            p.hmget(self.key("task", "status"), ids)
+            specs, statuses = p.execute()
+        for spec, status in zip(specs, statuses):
+            if spec:
+                brief = json.loads(spec)
+                brief.update(json.loads(status) if status else {})
+                out.setdefault(brief["service_id"], []).append(brief)
+        return out
+
+    def tasks_on_nodes(self, node_ids: Iterable[str]) -> list[Task]:
+        groups = self._tasks_by_index([self.key("node", nid, "tasks") for nid in node_ids])
+        return [t for g in groups for t in g]
+
+    def tasks_of_node(self, node_id: str) -> list[Task]:
+        return self.get_tasks(self.redis.smembers(self.key("node", node_id, "tasks")))
+
+    def pending_task_ids(self) -> set[str]:
+        return self.redis.smembers(self.key("tasks", "pending"))
+
+    def set_desired_state(self, tasks: Iterable[Task], desired: str, pipeline=None) -> None:
+        """The manager's half of a task: what it should become (running, shutdown)."""
+        p = pipeline or self.pipeline()
+        changed = []
+        now = time.time()
+        for t in tasks:
+            t = t.copy(desired_state=desired, desired_at=now)
+            spec, _ = self._split(t)
+            p.hset(self.key("tasks"), t.id, spec)
+            changed.append(t)
+        for t in changed:
+            if t.node_id and not t.state.terminal:
+                p.zadd(self.key("tasks", "dispatch"), {t.id: now})
+            self.publish("task", "desired", t.id, pipeline=p, service_id=t.service_id, node_id=t.node_id,
+                         desired=desired)
+        if pipeline is None:
+            p.execute()
+
+    def assign_tasks(self, assignments: dict[str, str], failures: dict[str, str]) -> list[Task]:
+        """Commit a scheduler plan in one transaction: node and ASSIGNED for placed
+        tasks, the reason for the rest (they stay PENDING). Returns the assigned tasks."""
+        ids = list(assignments) + list(failures)
+        current = {t.id: t for t in self.get_tasks(ids)}
+        now = time.time()
+        assigned = []
+        with self.pipeline() as p:
+            for task_id, node_id in assignments.items():
+                t = current.get(task_id)
+                if t is None or t.state != TaskState.PENDING:
+                    continue
+                t = t.copy(node_id=node_id, state=TaskState.ASSIGNED, message="assigned", error="",
+                           updated_at=now)
+                spec, status = self._split(t)
+                p.hset(self.key("tasks"), t.id, spec)
+                p.hset(self.key("task", "status"), t.id, status)
+                p.sadd(self.key("node", node_id, "tasks"), t.id)
+                p.srem(self.key("tasks", "pending"), t.id)
+                p.zadd(self.key("tasks", "dispatch"), {t.id: max(now, t.not_before)})
+                assigned.append(t)
+            for task_id, reason in failures.items():
+                t = current.get(task_id)
+                if t is None or t.state != TaskState.PENDING or t.error == reason:
+                    continue
+                _, status = self._split(t.copy(error=reason, message="pending task scheduling"))
+                p.hset(self.key("task", "status"), t.id, status)
+            if assigned:
+                self.publish("task", "assign", "", pipeline=p, count=len(assigned))
+            p.execute()
+        return assigned
+
+    def update_task_status(self, task_id: str, state: TaskState, retries: int = 20, **fields: Any) -> Task | None:
+        """The hosts' half of a task: its observed state. States only move forward:
+        a report older than what is recorded is dropped (returns None)."""
+        status_key = self.key("task", "status")
+        for _ in range(retries):
+            spec_raw, old = self.redis.hget(self.key("tasks"), task_id), self.redis.hget(status_key, task_id)
+            if spec_raw is None:
+                return None
+            task = self._join(spec_raw, old)
+            if state.rank < task.state.rank or (state.rank == task.state.rank and state != task.state):
+                return None
+            changes = {k: v for k, v in fields.items() if getattr(task, k) != v}
+            if state == task.state and not changes:
+                return task
+            new = task.copy(state=state, **changes)
+            if state != task.state:
+                new.updated_at = time.time()
+            _, status = self._split(new)
+            event = {"kind": "task", "action": "state", "id": task_id, "service_id": task.service_id,
+                     "node_id": task.node_id or "", "state": state.value, "health": new.health or ""}
+            if self._cas(status_key, task_id, old, status, event):
+                if state == TaskState.PENDING:
+                    self.redis.sadd(self.key("tasks", "pending"), task_id)
+                elif task.state == TaskState.PENDING:
+                    self.redis.srem(self.key("tasks", "pending"), task_id)
+                return new
+        raise Conflict(f"task {task_id} keeps changing")
+
+    def delete_tasks(self, tasks: Iterable[Task], pipeline=None) -> None:
+        """Forget tasks (history beyond the limit, tasks of removed services)."""
+        p = pipeline or self.pipeline()
+        for t in tasks:
+            p.hdel(self.key("tasks"), t.id)
+            p.hdel(self.key("task", "status"), t.id)
+            p.srem(self.key("service", t.service_id, "tasks"), t.id)
+            p.srem(self.key("tasks", "pending"), t.id)
+            p.zrem(self.key("tasks", "dispatch"), t.id)
+            if t.node_id:
+                p.srem(self.key("node", t.node_id, "tasks"), t.id)
+        if pipeline is None:
+            p.execute()
+
+    def service_ids_with_tasks(self) -> set[str]:
+        """Services that still have tasks, removed ones included (their tasks are being shut down)."""
+        pattern = self.key("service", "*", "tasks")
+        head, tail = len(self.key("service", "")), len(":tasks")
+        return {k[head:-tail] for k in self.redis.scan_iter(pattern, count=1000)}
+
+    # ------------------------------------------------------------------ dispatch
+
+    def due_dispatch(self, now: float, limit: int = 10_000) -> list[str]:
+        """Take the tasks whose action (start, stop) is due; the dispatcher sends them."""
+        return self._pop_due(keys=[self.key("tasks", "dispatch")], args=[now, limit])
+
+    def dispatch_at(self, task_id: str, when: float) -> None:
+        """Look at a task again at `when` (a stop's grace period running out)."""
+        self.redis.zadd(self.key("tasks", "dispatch"), {task_id: when})
+
+    def dispatch_now(self, task_ids: list[str], pipeline=None) -> None:
+        """Have the dispatcher look at these tasks (their containers to remove)."""
+        if task_ids:
+            (pipeline or self.redis).zadd(self.key("tasks", "dispatch"), {t: time.time() for t in task_ids})
+            self.publish("task", "desired", "", pipeline=pipeline)
+
+    def service_removed(self, service_id: str) -> bool:
+        return not self.redis.hexists(self._services_key(), service_id)
+
+    def dispatch_pending(self, task_ids: list[str]) -> set[str]:
+        """Which of these tasks have an action waiting in the dispatch set."""
+        if not task_ids:
+            return set()
+        scores = self.redis.zmscore(self.key("tasks", "dispatch"), task_ids)
+        return {t for t, score in zip(task_ids, scores) if score is not None}
+
+    def next_dispatch_time(self) -> float | None:
+        first = self.redis.zrange(self.key("tasks", "dispatch"), 0, 0, withscores=True)
+        return first[0][1] if first else None
+
+    def request_container_removal(self, tasks: Iterable[Task], pipeline=None) -> None:
+        """Containers of forgotten tasks go too (history pruned, service removed)."""
+        p = pipeline or self.pipeline()
+        entries = [f"{t.node_id}|{t.container_id}" for t in tasks if t.node_id and t.container_id]
+        if entries:
+            p.sadd(self.key("containers", "remove"), *entries)
+            self.publish("container", "remove", "", pipeline=p, count=len(entries))
+        if pipeline is None:
+            p.execute()
+
+    def take_container_removals(self, limit: int = 1000) -> list[tuple[str, str]]:
+        entries = self.redis.spop(self.key("containers", "remove"), limit) or []
+        return [tuple(e.split("|", 1)) for e in entries]
