@@ -1,6 +1,6 @@
 """The scheduler's control loop (leader): whenever tasks are pending and
-something changed that could let them fit (new tasks, a node's state, a task
-that freed its resources), take a snapshot, ask `scheduler.place` for a plan
+something changed that could let them fit (a node's state, a task that freed
+its resources) or new tasks came, take a snapshot, ask `scheduler.place` for a plan
 and commit it in one transaction. Tasks that fit nowhere stay pending with
 Swarm's explanation, and are tried again at the next change."""
 
@@ -23,14 +23,26 @@ class SchedulerLoop(Component):
         self.schedule()
 
     def handle(self, events) -> None:
+        # What could let a waiting task fit: a node changed, a task ended (its resources are
+        # free) or was given up. New tasks are tried alone: the tasks that waited before them
+        # still fit nowhere (re-reading thousands of unplaceable tasks on every change would
+        # keep the manager busy for nothing).
+        services: set[str] = set()
         for _, e in events:
             kind, action = e.get("kind"), e.get("action")
-            if kind == "node" or (kind == "task" and action in ("create", "state")) or kind == "service":
+            if kind == "node" or (kind == "task" and (
+                    (action == "state" and TaskState(e.get("state") or "new").terminal)
+                    or (action == "desired" and e.get("desired") == DesiredState.SHUTDOWN))):
                 self.schedule()
                 return
+            if kind == "task" and action == "create" and e.get("service_id"):
+                services.add(e["service_id"])
+        if services:
+            self.schedule(services)
 
-    def schedule(self) -> None:
-        ids = self.store.pending_task_ids()
+    def schedule(self, services: set[str] | None = None) -> None:
+        """Place the pending tasks (of these services only, when given)."""
+        ids = self.store.pending_task_ids(services)
         if not ids:
             return
         pending = [t for t in self.store.get_tasks(ids) if t.state == TaskState.PENDING]
@@ -42,8 +54,8 @@ class SchedulerLoop(Component):
             return
         nodes = self.store.list_nodes()
         assigned = [t for t in self.store.tasks_on_nodes(n.id for n in nodes) if not t.state.terminal]
-        services = self.store.get_services({t.service_id for t in pending} | {t.service_id for t in assigned})
-        plan = scheduler.place(pending, services, nodes, assigned)
+        records = self.store.get_services({t.service_id for t in pending} | {t.service_id for t in assigned})
+        plan = scheduler.place(pending, records, nodes, assigned)
         placed = self.store.assign_tasks(plan.assignments, plan.failures)
         if placed or plan.failures:
             log.debug("scheduler: %d placed, %d pending", len(placed), len(plan.failures))

@@ -119,8 +119,14 @@ class TaskRecords(StoreBase):
     def tasks_of_node(self, node_id: str) -> list[Task]:
         return self.get_tasks(self.redis.smembers(self.key("node", node_id, "tasks")))
 
-    def pending_task_ids(self) -> set[str]:
-        return self.redis.smembers(self.key("tasks", "pending"))
+    def pending_task_ids(self, service_ids: Iterable[str] | None = None) -> set[str]:
+        """Tasks waiting for a node: all of them, or those of these services."""
+        if service_ids is None:
+            return self.redis.smembers(self.key("tasks", "pending"))
+        with self.redis.pipeline(transaction=False) as p:
+            for sid in service_ids:
+                p.sinter(self.key("tasks", "pending"), self.key("service", sid, "tasks"))
+            return set().union(*p.execute())
 
     def set_desired_state(self, tasks: Iterable[Task], desired: str, pipeline=None) -> None:
         """The manager's half of a task: what it should become (running, shutdown)."""
