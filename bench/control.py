@@ -116,7 +116,7 @@ def swarm_side(env: Env, calls: int, services: int) -> dict:
                                      name=f"load{i}", mode={"Replicated": {"Replicas": 10}})["ID"]
            for i in range(services)]
     time.sleep(5)
-    ls = timed_calls(lambda i: client.api.services(), calls)
+    ls = timed_calls(lambda i: client.api.services(status=True), calls)  # with replica counts, as `docker service ls`
     probe = client.api.create_service({"ContainerSpec": {"Image": SWARM_IMAGE}}, name="probe",
                                       mode={"Replicated": {"Replicas": 0}})["ID"]
 
@@ -137,7 +137,7 @@ def figures(env: Env, calls: int = 200, services: int = SERVICES) -> list[Figure
     theirs = swarm_side(env, calls, services)
     out = []
     for key, ours_name, theirs_name in (("deploy", "stack deploy API call", "service update API call"),
-                                        ("ls", "service ls", "GET /services")):
+                                        ("ls", "service ls", "GET /services?status=true")):
         for pct in (50, 99):
             out.append(Figure(f"control plane, {services:,} services: {ours_name} p{pct}", "ms",
                               f"Docker Swarm, {theirs_name}", [percentile(ours[key], pct)],
