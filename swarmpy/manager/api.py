@@ -308,8 +308,25 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     # ---------------------------------------------------------------- secrets and configs
 
-    for kind in ("secret", "config"):
-        objects.register_routes(app, ctx, kind, _body, _field, BadRequest)
+    @app.get("/<any(secrets, configs):plural>")
+    def list_objects(plural):
+        return jsonify(objects.listing(ctx, plural[:-1]))
+
+    @app.post("/<any(secrets, configs):plural>")
+    def create_object(plural):
+        b = _body()
+        made = objects.create(ctx, plural[:-1], _field(b, "name", str), _field(b, "data", str),
+                              _field(b, "labels", dict, required=False, default={}))
+        return jsonify(made), 201
+
+    @app.get("/<any(secrets, configs):plural>/<name>")
+    def inspect_object(plural, name):
+        return jsonify(objects.inspect(ctx, plural[:-1], name))
+
+    @app.delete("/<any(secrets, configs):plural>/<name>")
+    def remove_object(plural, name):
+        objects.remove(ctx, plural[:-1], name)
+        return jsonify(removed=name)
 
     # ---------------------------------------------------------------- load balancers
 

@@ -15,11 +15,10 @@ import hashlib
 import hmac
 import time
 
-from flask import jsonify
-
 from swarmpy.manager.context import ManagerContext
 from swarmpy.manager.stacks import StackError
 from swarmpy.model import StackSpec, new_id, scoped_name
+from swarmpy.store import Conflict, NotFound
 
 
 def fingerprint(ctx: ManagerContext, data: bytes) -> str:
@@ -88,37 +87,30 @@ def users(ctx: ManagerContext, kind: str, name: str) -> list[str]:
     return out
 
 
-def register_routes(app, ctx: ManagerContext, kind: str, body, field, BadRequest) -> None:
-    plural = kind + "s"
+def create(ctx: ManagerContext, kind: str, name: str, data: str, labels: dict) -> dict:
+    """`secret create` / `config create`: `data` is the content in base64."""
+    content = _decode(data, "data")
+    if ctx.store.get_object(kind, name) is not None:
+        raise Conflict(f"{kind} {name} exists already")
+    return public(put(ctx, kind, name, content, labels))
 
-    def listing():
-        return jsonify([public(m) for _, m in sorted(ctx.store.list_objects(kind).items())])
 
-    def create():
-        b = body()
-        name = field(b, "name", str)
-        content = _decode(field(b, "data", str), "data")
-        labels = field(b, "labels", dict, required=False, default={})
-        if ctx.store.get_object(kind, name) is not None:
-            raise BadRequest(f"{kind} {name} exists already", field="name", status=409)
-        return jsonify(public(put(ctx, kind, name, content, labels))), 201
+def inspect(ctx: ManagerContext, kind: str, name: str) -> dict:
+    meta = ctx.store.get_object(kind, name)
+    if meta is None:
+        raise NotFound(f"{kind} {name} not found")
+    return {**public(meta), "used_by": users(ctx, kind, name)}
 
-    def inspect(name):
-        meta = ctx.store.get_object(kind, name)
-        if meta is None:
-            raise BadRequest(f"{kind} {name} not found", status=404)
-        return jsonify({**public(meta), "used_by": users(ctx, kind, name)})
 
-    def remove(name):
-        if ctx.store.get_object(kind, name) is None:
-            raise BadRequest(f"{kind} {name} not found", status=404)
-        in_use = users(ctx, kind, name)
-        if in_use:
-            raise BadRequest(f"{kind} {name} is in use by service {', '.join(in_use)}", status=409)
-        ctx.store.delete_object(kind, name)
-        return jsonify(removed=name)
+def listing(ctx: ManagerContext, kind: str) -> list[dict]:
+    return [public(m) for _, m in sorted(ctx.store.list_objects(kind).items())]
 
-    app.add_url_rule(f"/{plural}", f"list_{plural}", listing, methods=["GET"])
-    app.add_url_rule(f"/{plural}", f"create_{kind}", create, methods=["POST"])
-    app.add_url_rule(f"/{plural}/<name>", f"inspect_{kind}", inspect, methods=["GET"])
-    app.add_url_rule(f"/{plural}/<name>", f"remove_{kind}", remove, methods=["DELETE"])
+
+def remove(ctx: ManagerContext, kind: str, name: str) -> None:
+    """Remove a secret or config that no service uses."""
+    if ctx.store.get_object(kind, name) is None:
+        raise NotFound(f"{kind} {name} not found")
+    in_use = users(ctx, kind, name)
+    if in_use:
+        raise Conflict(f"{kind} {name} is in use by service {', '.join(in_use)}")
+    ctx.store.delete_object(kind, name)
