@@ -239,8 +239,13 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     def service_listing(services: list[Service]):
         ids = [s.id for s in services]
-        briefs, updates, nodes = store.task_briefs(ids), store.get_update_statuses(ids), store.list_nodes()
-        return [views.service_summary(s, briefs.get(s.id, []), nodes, updates.get(s.id)) for s in services]
+        # replicated services are counted from an index; the other modes need their tasks
+        counted = [s.id for s in services if s.spec.deploy.mode == "replicated"]
+        running = store.running_counts(counted)
+        briefs = store.task_briefs([sid for sid in ids if sid not in running])
+        updates, nodes = store.get_update_statuses(ids), store.list_nodes()
+        return [views.service_summary(s, briefs.get(s.id, []), nodes, updates.get(s.id), running.get(s.id))
+                for s in services]
 
     def task_listing(services: list[Service], node_id: str | None = None):
         nodes = {n.id: n for n in store.list_nodes()}

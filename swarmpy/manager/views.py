@@ -18,13 +18,16 @@ def ports_text(service: Service) -> str:
 _ENDED = {s.value for s in TaskState if s.terminal}
 
 
-def replicas(service: Service, tasks: list[dict], nodes: list[Node]) -> tuple[int, int, str]:
+def replicas(service: Service, tasks: list[dict], nodes: list[Node],
+             running: int | None = None) -> tuple[int, int, str]:
     """(running, desired, text) as `docker service ls` shows them, from task briefs (see
-    `Store.task_briefs`). A global service wants a task on each node that may take one,
-    and keeps those it has on paused nodes."""
+    `Store.task_briefs`) or, for a replicated service, the count of its running tasks.
+    A global service wants a task on each node that may take one, and keeps those it
+    has on paused nodes."""
     mode = service.spec.deploy.mode
     live = [t for t in tasks if t["desired_state"] != DesiredState.SHUTDOWN.value]
-    running = sum(1 for t in live if t["state"] == TaskState.RUNNING.value)
+    if running is None:
+        running = sum(1 for t in live if t["state"] == TaskState.RUNNING.value)
     if mode == "replicated":
         desired = service.spec.deploy.replicas
         return running, desired, f"{running}/{desired}"
@@ -42,8 +45,8 @@ def replicas(service: Service, tasks: list[dict], nodes: list[Node]) -> tuple[in
 
 
 def service_summary(service: Service, tasks: list[dict], nodes: list[Node],
-                    update: dict | None = None) -> dict[str, Any]:
-    running, desired, text = replicas(service, tasks, nodes)
+                    update: dict | None = None, running: int | None = None) -> dict[str, Any]:
+    running, desired, text = replicas(service, tasks, nodes, running)
     return {
         "id": service.id, "name": service.name, "stack": service.stack, "mode": service.spec.deploy.mode,
         "replicas": text, "running": running, "desired": desired, "image": service.spec.image,

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from swarmpy.model import Task, TaskState
+from swarmpy.model import DesiredState, Task, TaskState
 from swarmpy.store.base import Conflict, NotFound, StoreBase, _dumps
 
 class TaskRecords(StoreBase):
@@ -137,6 +137,8 @@ class TaskRecords(StoreBase):
             t = t.copy(desired_state=desired, desired_at=now)
             spec, _ = self._split(t)
             p.hset(self.key("tasks"), t.id, spec)
+            if desired == DesiredState.SHUTDOWN:
+                p.srem(self._running_key(t.service_id), t.id)
             changed.append(t)
         for t in changed:
             if t.node_id and not t.state.terminal:
@@ -199,12 +201,34 @@ class TaskRecords(StoreBase):
             event = {"kind": "task", "action": "state", "id": task_id, "service_id": task.service_id,
                      "node_id": task.node_id or "", "state": state.value, "health": new.health or ""}
             if self._cas(status_key, task_id, old, status, event):
-                if state == TaskState.PENDING:
-                    self.redis.sadd(self.key("tasks", "pending"), task_id)
-                elif task.state == TaskState.PENDING:
-                    self.redis.srem(self.key("tasks", "pending"), task_id)
+                if state != task.state:
+                    self._index_state(task, state)
                 return new
         raise Conflict(f"task {task_id} keeps changing")
+
+    def _index_state(self, task: Task, state: TaskState) -> None:
+        """Keep the state indexes: pending tasks, and each service's running tasks that are
+        still wanted (what `service ls` counts, without reading every task)."""
+        with self.redis.pipeline(transaction=False) as p:
+            if state == TaskState.PENDING:
+                p.sadd(self.key("tasks", "pending"), task.id)
+            elif task.state == TaskState.PENDING:
+                p.srem(self.key("tasks", "pending"), task.id)
+            if state == TaskState.RUNNING and task.desired_state != DesiredState.SHUTDOWN:
+                p.sadd(self._running_key(task.service_id), task.id)
+            elif task.state == TaskState.RUNNING:
+                p.srem(self._running_key(task.service_id), task.id)
+            p.execute()
+
+    def _running_key(self, service_id: str) -> str:
+        return self.key("service", service_id, "running")
+
+    def running_counts(self, service_ids: list[str]) -> dict[str, int]:
+        """Running tasks of each service, not counting those on their way out."""
+        with self.redis.pipeline(transaction=False) as p:
+            for sid in service_ids:
+                p.scard(self._running_key(sid))
+            return dict(zip(service_ids, p.execute()))
 
     def delete_tasks(self, tasks: Iterable[Task], pipeline=None) -> None:
         """Forget tasks (history beyond the limit, tasks of removed services)."""
@@ -214,6 +238,7 @@ class TaskRecords(StoreBase):
             p.hdel(self.key("task", "status"), t.id)
             p.srem(self.key("service", t.service_id, "tasks"), t.id)
             p.srem(self.key("tasks", "pending"), t.id)
+            p.srem(self._running_key(t.service_id), t.id)
             p.zrem(self.key("tasks", "dispatch"), t.id)
             if t.node_id:
                 p.srem(self.key("node", t.node_id, "tasks"), t.id)

@@ -1,0 +1,68 @@
+"""The store's state indexes against a real redis-server (no lab needed)."""
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+
+from swarmpy.model import DesiredState, Task, TaskState
+from swarmpy.store import Store
+
+
+@pytest.fixture(scope="module")
+def store():
+    if not shutil.which("redis-server"):
+        pytest.skip("needs redis-server (run scripts/setup.sh)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        connection = redis.Redis(port=port, decode_responses=True)
+        for _ in range(100):
+            try:
+                connection.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield Store(connection)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _tasks(store: Store, count: int) -> list[Task]:
+    tasks = [Task(id=f"t{i}", service_id="svc", service_name="app_web", spec_version=1, slot=i,
+                  node_id="n1", state=TaskState.PENDING) for i in range(1, count + 1)]
+    store.create_tasks(tasks)
+    return tasks
+
+
+def _run(store: Store, task: Task) -> None:
+    for state in (TaskState.ASSIGNED, TaskState.PREPARING, TaskState.STARTING, TaskState.RUNNING):
+        store.update_task_status(task.id, state)
+
+
+def test_running_count_follows_states_desired_states_and_deletes(store):
+    store.flush()
+    tasks = _tasks(store, 4)
+    assert store.running_counts(["svc"]) == {"svc": 0}
+    assert store.pending_task_ids() == {"t1", "t2", "t3", "t4"}
+    assert store.pending_task_ids({"svc"}) == {"t1", "t2", "t3", "t4"}
+    for t in tasks:
+        _run(store, t)
+    assert store.running_counts(["svc"]) == {"svc": 4}
+    assert store.pending_task_ids() == set()
+
+    store.update_task_status("t1", TaskState.FAILED, error="exit 1")
+    store.set_desired_state([store.get_task("t2")], DesiredState.SHUTDOWN)  # still running, on its way out
+    store.delete_tasks([store.get_task("t3")])
+    assert store.running_counts(["svc", "other"]) == {"svc": 1, "other": 0}
+    # a stale report cannot bring an ended task back into the count
+    assert store.update_task_status("t1", TaskState.RUNNING) is None
+    assert store.running_counts(["svc"]) == {"svc": 1}
+    store.flush()
