@@ -319,8 +319,11 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     @app.post("/<any(secrets, configs):plural>")
     def create_object(plural):
-        b = _body()
-        made = objects.create(ctx, plural[:-1], _field(b, "name", str), _field(b, "data", str),
+        b, kind = _body(), plural[:-1]
+        name = _field(b, "name", str)
+        if store.get_object(kind, name) is not None:
+            raise BadRequest(f"{kind} {name} exists already", field="name", status=409)
+        made = objects.create(ctx, kind, name, _field(b, "data", str),
                               _field(b, "labels", dict, required=False, default={}))
         return jsonify(made), 201
 

@@ -89,10 +89,7 @@ def users(ctx: ManagerContext, kind: str, name: str) -> list[str]:
 
 def create(ctx: ManagerContext, kind: str, name: str, data: str, labels: dict) -> dict:
     """`secret create` / `config create`: `data` is the content in base64."""
-    content = _decode(data, "data")
-    if ctx.store.get_object(kind, name) is not None:
-        raise Conflict(f"{kind} {name} exists already")
-    return public(put(ctx, kind, name, content, labels))
+    return public(put(ctx, kind, name, _decode(data, "data"), labels))
 
 
 def inspect(ctx: ManagerContext, kind: str, name: str) -> dict:

@@ -53,11 +53,13 @@ def _announce(ctx: ManagerContext, node_id: str | None, stop: threading.Event) -
 
 
 def _first_start(ctx: ManagerContext) -> None:
-    """Cluster-wide settings, written once by the first manager."""
+    """Cluster-wide settings, written once by the first manager; indexes a store written
+    by an older swarmpy lacks."""
     info = ctx.store.cluster_info()
     if "id" not in info:
         ctx.store.set_cluster_info(id=uuid.uuid4().hex[:25], created_at=time.time(),
                                    heartbeat=ctx.config.heartbeat)
+    ctx.store.build_running_index()
 
 
 def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port: int | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Self
 
 import redis
@@ -25,9 +25,10 @@ class NotFound(StoreError):
     pass
 
 
-# Compare-and-set of one hash field, plus the event that says so, in one step.
-# ARGV[1]: field, ARGV[2]: expected old value ("" = must not exist),
-# ARGV[3]: new value ("" = delete), ARGV[4..]: event fields (k, v, ...).
+# Compare-and-set of one hash field, with the set indexes and the event that go with
+# it, in one step. ARGV[1]: field, ARGV[2]: expected old value ("" = must not exist),
+# ARGV[3]: new value ("" = delete), ARGV[4]: n, ARGV[5..4+n]: SADD or SREM of the field
+# into KEYS[2+i], then the event fields (k, v, ...).
 _CAS_SCRIPT = """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur == false then cur = '' end
@@ -37,9 +38,11 @@ if ARGV[3] == '' then
 else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 end
-if #ARGV > 3 then
+local n = tonumber(ARGV[4])
+for i = 1, n do redis.call(ARGV[4 + i], KEYS[2 + i], ARGV[1]) end
+if #ARGV > 4 + n then
   local ev = {}
-  for i = 4, #ARGV do ev[#ev + 1] = ARGV[i] end
+  for i = 5 + n, #ARGV do ev[#ev + 1] = ARGV[i] end
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', '%d', '*', unpack(ev))
 end
 return 1
@@ -132,13 +135,16 @@ class StoreBase:
     # ------------------------------------------------------------------ records
 
     def _cas(self, hash_key: str, field: str, old: str | None, new: str | None,
-             event: dict[str, Any] | None = None) -> bool:
-        args = [field, old or "", new or ""]
+             event: dict[str, Any] | None = None, indexes: Iterable[tuple[str, str]] = ()) -> bool:
+        """Write `new` if the field still holds `old`; with it, add the field to or remove it
+        from index sets (`indexes`: ("SADD" | "SREM", set key)) and append the event."""
+        indexes = list(indexes)
+        args = [field, old or "", new or "", len(indexes), *(op for op, _ in indexes)]
         if event:
             event = {"time": f"{time.time():.6f}", **event}
             for k, v in event.items():
                 args += [k, "" if v is None else str(v)]
-        return bool(self._cas_script(keys=[hash_key, self.events_key], args=args))
+        return bool(self._cas_script(keys=[hash_key, self.events_key, *(key for _, key in indexes)], args=args))
 
     def _get_raw(self, hash_key: str, id: str) -> str | None:
         return self.redis.hget(hash_key, id)

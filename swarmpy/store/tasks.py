@@ -200,28 +200,39 @@ class TaskRecords(StoreBase):
             _, status = self._split(new)
             event = {"kind": "task", "action": "state", "id": task_id, "service_id": task.service_id,
                      "node_id": task.node_id or "", "state": state.value, "health": new.health or ""}
-            if self._cas(status_key, task_id, old, status, event):
-                if state != task.state:
-                    self._index_state(task, state)
+            if self._cas(status_key, task_id, old, status, event, self._state_indexes(task, state)):
                 return new
         raise Conflict(f"task {task_id} keeps changing")
 
-    def _index_state(self, task: Task, state: TaskState) -> None:
-        """Keep the state indexes: pending tasks, and each service's running tasks that are
-        still wanted (what `service ls` counts, without reading every task)."""
-        with self.redis.pipeline(transaction=False) as p:
-            if state == TaskState.PENDING:
-                p.sadd(self.key("tasks", "pending"), task.id)
-            elif task.state == TaskState.PENDING:
-                p.srem(self.key("tasks", "pending"), task.id)
-            if state == TaskState.RUNNING and task.desired_state != DesiredState.SHUTDOWN:
-                p.sadd(self._running_key(task.service_id), task.id)
-            elif task.state == TaskState.RUNNING:
-                p.srem(self._running_key(task.service_id), task.id)
-            p.execute()
+    def _state_indexes(self, task: Task, state: TaskState) -> list[tuple[str, str]]:
+        """The index changes that go with a state change, written with it: pending tasks,
+        and each service's running tasks still wanted (what `service ls` counts)."""
+        ops = []
+        if state == task.state:
+            return ops
+        if state == TaskState.PENDING:
+            ops.append(("SADD", self.key("tasks", "pending")))
+        elif task.state == TaskState.PENDING:
+            ops.append(("SREM", self.key("tasks", "pending")))
+        if state == TaskState.RUNNING and task.desired_state != DesiredState.SHUTDOWN:
+            ops.append(("SADD", self._running_key(task.service_id)))
+        elif task.state == TaskState.RUNNING:
+            ops.append(("SREM", self._running_key(task.service_id)))
+        return ops
 
     def _running_key(self, service_id: str) -> str:
         return self.key("service", service_id, "running")
+
+    def build_running_index(self) -> None:
+        """Fill the running-task indexes from the tasks, once per store (one written before
+        they existed); from then on every state change keeps them."""
+        if not self.redis.set(self.key("index", "running"), "1", nx=True):
+            return
+        with self.pipeline(transaction=False) as p:
+            for t in self.all_tasks():
+                if t.state == TaskState.RUNNING and t.desired_state != DesiredState.SHUTDOWN:
+                    p.sadd(self._running_key(t.service_id), t.id)
+            p.execute()
 
     def running_counts(self, service_ids: list[str]) -> dict[str, int]:
         """Running tasks of each service, not counting those on their way out."""

@@ -55,7 +55,7 @@ def stream_node_logs(request_id: str, node_id: str, task_ids: list[str], follow:
             t.start()
         # until every stream ended, or the client went away: then close them so the readers end
         while any(t.is_alive() for t in threads) and not store.log_request_stopped(request_id):
-            time.sleep(1.0)
+            time.sleep(0.2)
         for _, s in streams:
             s.close()
         return "done"

@@ -66,3 +66,17 @@ def test_running_count_follows_states_desired_states_and_deletes(store):
     assert store.update_task_status("t1", TaskState.RUNNING) is None
     assert store.running_counts(["svc"]) == {"svc": 1}
     store.flush()
+
+
+def test_running_index_is_built_for_a_store_written_without_it(store):
+    store.flush()
+    for t in _tasks(store, 3):
+        _run(store, t)
+    store.redis.delete(store.key("service", "svc", "running"))  # as an older swarmpy left it
+    store.build_running_index()
+    assert store.running_counts(["svc"]) == {"svc": 3}
+    store.redis.delete(store.key("service", "svc", "running"))
+    store.build_running_index()  # once per store: from then on the state changes keep it
+    assert store.running_counts(["svc"]) == {"svc": 0}
+    store.flush()
+
