@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.common import Figure, wait_until
-from bench.env import IMAGE, SWARM_IMAGE, Env, sh, swarm_detach
+from bench.env import IMAGE, SWARM_IMAGE, Env, sh, swarm_detach, swarm_stack_rm
 
 STACK = """
 services:
@@ -63,7 +63,7 @@ def time_swarm(env: Env, manager: str, hosts: list[str], path: Path, replicas: i
     sh("docker", "-H", manager, "stack", "deploy", "--resolve-image", "never", *swarm_detach(), "-c", str(path),
        "conv")
     took = wait_until(lambda: running(env, hosts, label) >= replicas, 300, "Swarm's replicas") - start
-    sh("docker", "-H", manager, "stack", "rm", "conv")
+    swarm_stack_rm(manager, "conv")
     wait_until(lambda: gone(env, hosts, label), 120, "Swarm's containers to go", 0.2)
     return took
 

@@ -12,6 +12,7 @@ import functools
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import docker
@@ -30,6 +31,17 @@ def sh(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     if check and done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip() or done.stdout.strip()}")
     return done
+
+
+def swarm_stack_rm(manager: str, name: str) -> None:
+    """`docker stack rm`, again until it has all gone: Swarm refuses to remove a stack's
+    network while the stack's tasks are still going ("network ... is in use by task")."""
+    for _ in range(60):
+        done = sh("docker", "-H", manager, "stack", "rm", name, check=False)
+        if done.returncode == 0:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"docker stack rm {name}: {done.stderr.strip() or done.stdout.strip()}")
 
 
 @functools.cache

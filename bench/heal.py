@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.common import BenchError, Figure, wait_until
 from bench.converge import gone, running
-from bench.env import IMAGE, SWARM_IMAGE, Env, sh
+from bench.env import IMAGE, SWARM_IMAGE, Env, sh, swarm_stack_rm
 from swarmpy.lab import engine as lab_engine
 
 STACK = """
@@ -41,7 +41,7 @@ def remove(env: Env, system: str, hosts: list[str]) -> None:
     if system == "swarmpy":
         env.cluster.cli("stack", "rm", "heal", timeout=300)
     else:
-        sh("docker", "-H", env.lab_swarm, "stack", "rm", "heal")
+        swarm_stack_rm(env.lab_swarm, "heal")
     wait_until(lambda: gone(env, hosts, SWARMPY if system == "swarmpy" else SWARM), 120, "containers to go", 0.2)
 
 
