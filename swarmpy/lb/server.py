@@ -23,8 +23,8 @@ import threading
 import time
 
 from swarmpy.lb import routes
-from swarmpy.lifetime import die_with_parent
 from swarmpy.lb.proxy import Health, Listener
+from swarmpy.lifetime import die_with_parent
 from swarmpy.settings import StateDir
 from swarmpy.store import Store
 
@@ -143,19 +143,19 @@ def run(state: StateDir, node_id: str | None = None, processes: int = 1, host: s
         serve(str(state.path), node_id, host)
         return
     spawn = multiprocessing.get_context("spawn")
-    children = [spawn.Process(target=serve, args=(str(state.path), node_id, host, os.getpid()), daemon=True)
-                for _ in range(processes)]
-    for child in children:
+
+    def start() -> multiprocessing.Process:
+        child = spawn.Process(target=serve, args=(str(state.path), node_id, host, os.getpid()), daemon=True)
         child.start()
+        return child
+    children = [start() for _ in range(processes)]
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     while not stopping.wait(1.0):
         for i, child in enumerate(children):
             if not child.is_alive():
-                children[i] = spawn.Process(target=serve, args=(str(state.path), node_id, host, os.getpid()),
-                                            daemon=True)
-                children[i].start()
+                children[i] = start()
     for child in children:
         child.terminate()
         child.join(5)

@@ -321,11 +321,11 @@ def create_app(ctx: ManagerContext) -> Flask:
     def create_object(plural):
         b, kind = _body(), plural[:-1]
         name = _field(b, "name", str)
+        content = objects.decode(_field(b, "data", str), "data")
+        labels = _field(b, "labels", dict, required=False, default={})
         if store.get_object(kind, name) is not None:
             raise BadRequest(f"{kind} {name} exists already", field="name", status=409)
-        made = objects.create(ctx, kind, name, _field(b, "data", str),
-                              _field(b, "labels", dict, required=False, default={}))
-        return jsonify(made), 201
+        return jsonify(objects.create(ctx, kind, name, content, labels)), 201
 
     @app.get("/<any(secrets, configs):plural>/<name>")
     def inspect_object(plural, name):

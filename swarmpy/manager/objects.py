@@ -26,7 +26,8 @@ def fingerprint(ctx: ManagerContext, data: bytes) -> str:
     return hmac.new(ctx.token.encode(), data, hashlib.sha256).hexdigest()
 
 
-def _decode(data: str, field: str) -> bytes:
+def decode(data: str, field: str) -> bytes:
+    """Content sent in base64; a StackError naming `field` when it is not."""
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as e:
@@ -68,7 +69,7 @@ def store_stack_objects(ctx: ManagerContext, stack_name: str, spec: StackSpec, c
                 if ctx.store.get_object(kind, name) is None:
                     raise StackError([(f"{kind}s.{key}", f"no content sent for {kind} {key}")])
                 continue
-            put(ctx, kind, name, _decode(sent[key], f"{kind}s.{key}"), obj.labels, stack=stack_name)
+            put(ctx, kind, name, decode(sent[key], f"{kind}s.{key}"), obj.labels, stack=stack_name)
 
 
 def remove_stack_objects(ctx: ManagerContext, stack_name: str) -> None:
@@ -87,9 +88,9 @@ def users(ctx: ManagerContext, kind: str, name: str) -> list[str]:
     return out
 
 
-def create(ctx: ManagerContext, kind: str, name: str, data: str, labels: dict) -> dict:
-    """`secret create` / `config create`: `data` is the content in base64."""
-    return public(put(ctx, kind, name, _decode(data, "data"), labels))
+def create(ctx: ManagerContext, kind: str, name: str, content: bytes, labels: dict) -> dict:
+    """`secret create` / `config create`."""
+    return public(put(ctx, kind, name, content, labels))
 
 
 def inspect(ctx: ManagerContext, kind: str, name: str) -> dict:

@@ -51,7 +51,6 @@ def _announce(ctx: ManagerContext, node_id: str | None, stop: threading.Event) -
         stop.wait(1.0)
 
 
-
 def _first_start(ctx: ManagerContext) -> None:
     """Cluster-wide settings, written once by the first manager; indexes a store written
     by an older swarmpy lacks."""

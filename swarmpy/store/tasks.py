@@ -22,11 +22,14 @@ class TaskRecords(StoreBase):
         return _dumps(d), _dumps(status)
 
     @staticmethod
-    def _join(spec_raw: str, status_raw: str | None) -> Task:
+    def _joined(spec_raw: str, status_raw: str | None) -> dict[str, Any]:
         d = json.loads(spec_raw)
         if status_raw:
             d.update(json.loads(status_raw))
-        return Task.from_dict(d)
+        return d
+
+    def _join(self, spec_raw: str, status_raw: str | None) -> Task:
+        return Task.from_dict(self._joined(spec_raw, status_raw))
 
     def create_tasks(self, tasks: Iterable[Task], pipeline=None) -> None:
         """New tasks (state NEW or PENDING) with their indexes. One event per service."""
@@ -54,6 +57,10 @@ class TaskRecords(StoreBase):
         return found[0]
 
     def get_tasks(self, ids: Iterable[str]) -> list[Task]:
+        return [Task.from_dict(d) for d in self._task_dicts(ids)]
+
+    def _task_dicts(self, ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Tasks as plain dicts, both halves joined, in one round trip."""
         ids = list(ids)
         if not ids:
             return []
@@ -61,7 +68,14 @@ class TaskRecords(StoreBase):
             p.hmget(self.key("tasks"), ids)
             p.hmget(self.key("task", "status"), ids)
             specs, statuses = p.execute()
-        return [self._join(s, st) for s, st in zip(specs, statuses) if s]
+        return [self._joined(s, st) for s, st in zip(specs, statuses) if s]
+
+    def _index_members(self, index_keys: list[str]) -> list[set[str]]:
+        """The task ids in several index sets (a service's, a node's), in one round trip."""
+        with self.redis.pipeline(transaction=False) as p:
+            for key in index_keys:
+                p.smembers(key)
+            return p.execute()
 
     def all_tasks(self) -> list[Task]:
         with self.redis.pipeline(transaction=False) as p:
@@ -78,10 +92,7 @@ class TaskRecords(StoreBase):
 
     def _tasks_by_index(self, index_keys: list[str]) -> list[list[Task]]:
         """Tasks of several index sets (a service's, a node's) in two round trips."""
-        with self.redis.pipeline(transaction=False) as p:
-            for key in index_keys:
-                p.smembers(key)
-            id_sets = p.execute()
+        id_sets = self._index_members(index_keys)
         found = {t.id: t for t in self.get_tasks({i for ids in id_sets for i in ids})}
         return [[found[i] for i in ids if i in found] for ids in id_sets]
 
@@ -93,23 +104,10 @@ class TaskRecords(StoreBase):
     def task_briefs(self, service_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """What listings need of each task (states, version, slot, node), read without building
         whole records: a `service ls` of a thousand services reads ten thousand tasks."""
-        with self.redis.pipeline(transaction=False) as p:
-            for sid in service_ids:
-                p.smembers(self.key("service", sid, "tasks"))
-            id_sets = p.execute()
-        ids = [i for ids in id_sets for i in ids]
+        id_sets = self._index_members([self.key("service", sid, "tasks") for sid in service_ids])
         out: dict[str, list[dict[str, Any]]] = {sid: [] for sid in service_ids}
-        if not ids:
-            return out
-        with self.redis.pipeline(transaction=False) as p:
-            p.hmget(self.key("tasks"), ids)
-            p.hmget(self.key("task", "status"), ids)
-            specs, statuses = p.execute()
-        for spec, status in zip(specs, statuses):
-            if spec:
-                brief = json.loads(spec)
-                brief.update(json.loads(status) if status else {})
-                out.setdefault(brief["service_id"], []).append(brief)
+        for brief in self._task_dicts({i for ids in id_sets for i in ids}):
+            out.setdefault(brief["service_id"], []).append(brief)
         return out
 
     def tasks_on_nodes(self, node_ids: Iterable[str]) -> list[Task]:

@@ -135,21 +135,26 @@ def _create(client, node: Node, service: Service, plan: containers.ContainerPlan
     """Create the task's container (idempotent: its name is the task's); (id, already running)."""
     ctx = current()
     known = (node.id, plan.image)
-    if known not in ctx.images_on_nodes:  # checked once per process and node, not per task
+    host_config = client.api.create_host_config(**plan.host_config)
+
+    def ensure_image() -> None:
         images.ensure_image(ctx.store, node.id, client, ctx.source_engine() if node.ssh_user else None,
                             plan.image, ctx.worker_name)
         ctx.images_on_nodes.add(known)
-    host_config = client.api.create_host_config(**plan.host_config)
+
+    def create() -> str:
+        return client.api.create_container(plan.image, name=plan.name, host_config=host_config,
+                                           **plan.create)["Id"]
+
+    if known not in ctx.images_on_nodes:  # checked once per process and node, not per task
+        ensure_image()
     try:
         try:
-            container_id = client.api.create_container(plan.image, name=plan.name, host_config=host_config,
-                                                       **plan.create)["Id"]
+            container_id = create()
         except ImageNotFound:  # removed from the node since we looked
             ctx.images_on_nodes.discard(known)
-            images.ensure_image(ctx.store, node.id, client, ctx.source_engine() if node.ssh_user else None,
-                                plan.image, ctx.worker_name)
-            container_id = client.api.create_container(plan.image, name=plan.name, host_config=host_config,
-                                                       **plan.create)["Id"]
+            ensure_image()
+            container_id = create()
     except APIError as e:
         if e.status_code != 409:
             raise

@@ -131,7 +131,7 @@ def make_context(state: StateDir) -> WorkerContext:
     return WorkerContext.create(Store.from_url(config.redis_url), vault, state)
 
 
-def job_process(state_path: str, index: int, parent: int, threads: int, per_node: int) -> None:
+def job_process(state_path: str, parent: int, threads: int, per_node: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us with SIGTERM
     die_with_parent(parent)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
@@ -141,14 +141,15 @@ def job_process(state_path: str, index: int, parent: int, threads: int, per_node
     # the process is what holds locks (a dead process frees them); each thread is an rq worker
     ctx.worker_name = f"{socket.gethostname()}.{os.getpid()}"
     names = [f"{ctx.worker_name}.{t}" for t in range(threads)]
+    alive_names = [ctx.worker_name, *names]
     stop = threading.Event()
-    for name in [ctx.worker_name, *names]:
+    for name in alive_names:
         ctx.store.mark_alive("worker", name, {"pid": os.getpid()}, ALIVE_TTL)
-    threading.Thread(target=_keep_alive, args=(ctx.store, [ctx.worker_name, *names], stop), daemon=True).start()
+    threading.Thread(target=_keep_alive, args=(ctx.store, alive_names, stop), daemon=True).start()
     connection = redis.Redis.from_url(state.load().redis_url, max_connections=threads * 4)
     slots = NodeSlots(per_node)
     workers = [NodeQueueWorker(ctx, slots, connection=connection, name=name,
-                               serializer=JSONSerializer) for t, name in enumerate(names)]
+                               serializer=JSONSerializer) for name in names]
     runners = [threading.Thread(target=w.work, kwargs={"logging_level": "WARNING"}, daemon=True) for w in workers]
     for r in runners:
         r.start()
@@ -159,7 +160,7 @@ def job_process(state_path: str, index: int, parent: int, threads: int, per_node
         w._stop_requested = True  # each finishes its job, then leaves
     for r in runners:
         r.join(30)
-    for name in [ctx.worker_name, *names]:
+    for name in alive_names:
         ctx.store.forget_alive("worker", name)
 
 
@@ -175,7 +176,7 @@ def run(state: StateDir, processes: int = 2, threads: int = 12, per_node: int = 
     stopping = threading.Event()
 
     def start(index: int) -> None:
-        p = spawn.Process(target=job_process, args=(str(state.path), index, os.getpid(), threads, per_node),
+        p = spawn.Process(target=job_process, args=(str(state.path), os.getpid(), threads, per_node),
                           name=f"swarmpy-job-{index}",
                           daemon=True)
         p.start()
