@@ -105,7 +105,8 @@ def spawn(state: StateDir, name: str, args: list[str]) -> int:
 
 
 def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: int = DEFAULT_API_PORT,
-         heartbeat: float = 5.0, workers: int = 2, lb: bool = True) -> ClusterConfig:
+         heartbeat: float = 5.0, workers: int = 2, lb: bool = True, addr_pool: str = "10.0.0.0/8",
+         subnet_size: int = 24) -> ClusterConfig:
     if state.exists() and running(state):
         raise BootstrapError(f"this machine is already in a cluster (state dir {state.path}); "
                              "run `swarmpy leave` first")
@@ -123,7 +124,8 @@ def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: 
         raise BootstrapError(f"no Redis answers at {redis_url.split('@')[-1]}")
     config = ClusterConfig(redis_url=redis_url, api_url=f"http://{advertise_addr}:{api_port}",
                            advertise_addr=advertise_addr, api_port=api_port, embedded_redis=embedded,
-                           heartbeat=heartbeat, workers=workers)
+                           heartbeat=heartbeat, workers=workers, default_addr_pool=addr_pool,
+                           subnet_size=subnet_size)
     state.save(config)
     spawn(state, "manager", ["manager"] + ([] if lb else ["--no-lb"]))
     spawn(state, "worker", ["worker", "--local-node"])

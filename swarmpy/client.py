@@ -172,6 +172,23 @@ class Client:
     def remove_object(self, kind: str, name: str) -> dict:
         return self.delete(f"/{kind}s/{quote(name, safe='')}")
 
+    # ---------------------------------------------------------------- networks
+
+    def networks(self) -> list[dict]:
+        return self.get("/networks")
+
+    def network(self, ref: str) -> dict:
+        return self.get(f"/networks/{quote(ref, safe='')}")
+
+    def create_network(self, name: str, subnet: str | None = None, attachable: bool = False,
+                       internal: bool = False, labels: dict | None = None, mtu: int | None = None) -> dict:
+        body = {"name": name, "subnet": subnet, "attachable": attachable, "internal": internal,
+                "labels": labels or {}, "mtu": mtu}
+        return self.post("/networks", {k: v for k, v in body.items() if v is not None})
+
+    def remove_network(self, ref: str) -> dict:
+        return self.delete(f"/networks/{quote(ref, safe='')}")
+
     # ---------------------------------------------------------------- load balancers
 
     def lb_status(self) -> dict:

@@ -14,6 +14,7 @@ COMMANDS = {
     "stack": "swarmpy.cli.stack:group",
     "service": "swarmpy.cli.service:group",
     "node": "swarmpy.cli.node:group",
+    "network": "swarmpy.cli.network:group",
     "secret": "swarmpy.cli.secret:group",
     "config": "swarmpy.cli.config:group",
     "lab": "swarmpy.cli.lab:group",

@@ -28,16 +28,29 @@ def _logging(level: str) -> None:
 @click.option("--heartbeat", default=5.0, show_default=True, type=float, help="Seconds between node heartbeats.")
 @click.option("--workers", default=2, show_default=True, type=int, help="Job processes of the worker.")
 @click.option("--lb/--no-lb", default=True, show_default=True, help="Run the load balancer (routing mesh).")
-def init(redis_url, advertise_addr, state_dir, api_port, heartbeat, workers, lb):
+@click.option("--default-addr-pool", default="10.0.0.0/8", show_default=True, metavar="CIDR",
+              help="Where the subnets of networks come from.")
+@click.option("--default-addr-pool-mask-length", "subnet_size", default=24, show_default=True, type=int,
+              help="Prefix length of each network's subnet.")
+def init(redis_url, advertise_addr, state_dir, api_port, heartbeat, workers, lb, default_addr_pool, subnet_size):
     """Start a one-node cluster on this machine, in the background.
 
     The local Docker engine is the first node (role manager). Without --redis,
     swarmpy starts and owns a redis-server (AOF on, under the state dir).
     """
+    import ipaddress
+
     from swarmpy import bootstrap
     state = StateDir(state_dir)
     try:
-        config = bootstrap.init(state, redis_url, advertise_addr, api_port, heartbeat, workers, lb)
+        pool = ipaddress.IPv4Network(default_addr_pool)
+    except ValueError as e:
+        fail(f"--default-addr-pool: {e}")
+    if not pool.prefixlen <= subnet_size <= 29:
+        fail(f"--default-addr-pool-mask-length must be from {pool.prefixlen} to 29")
+    try:
+        config = bootstrap.init(state, redis_url, advertise_addr, api_port, heartbeat, workers, lb,
+                                str(pool), subnet_size)
     except bootstrap.BootstrapError as e:
         fail(str(e))
     client = Client(config.api_url.replace(advertise_addr, "127.0.0.1", 1), state.token())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from swarmpy.model import DesiredState, Service, Task, TaskState
+from swarmpy.model import Service, Task, has_healthcheck, takes_traffic
 from swarmpy.store import Store
 
 STRATEGY_LABEL = "com.swarmpy.lb.strategy"
@@ -43,22 +43,12 @@ class Route:
         return self.port, self.protocol
 
 
-def has_healthcheck(service: Service) -> bool:
-    hc = service.spec.healthcheck
-    return bool(hc and hc.test and hc.test[0] != "NONE" and not hc.disable)
-
-
-def takes_traffic(task: Task, needs_health: bool) -> bool:
-    return (task.state == TaskState.RUNNING and task.desired_state != DesiredState.SHUTDOWN
-            and (not needs_health or task.health == "healthy"))
-
-
 def routes_of(service: Service, tasks: list[Task]) -> list[Route]:
     labels = service.spec.deploy.labels
     strategy = "least-conn" if labels.get(STRATEGY_LABEL, "").lower() in ("least-conn", "leastconn") \
         else "round-robin"
     proxy = labels.get(PROXY_PROTOCOL_LABEL, "").lower() in ("true", "1", "yes", "v2")
-    needs_health = has_healthcheck(service)
+    needs_health = has_healthcheck(service.spec)
     routes = []
     for p in service.spec.ports:
         if p.mode != "ingress" or not p.published:

@@ -14,9 +14,9 @@ from flask import Flask, Response, jsonify, request, stream_with_context
 
 from swarmpy import __version__
 from swarmpy.manager import nodes as node_ops
-from swarmpy.manager import objects, stacks, views
+from swarmpy.manager import networks, objects, stacks, views
 from swarmpy.manager.context import ManagerContext
-from swarmpy.model import Availability, Service, StackSpec
+from swarmpy.model import Availability, Service, StackSpec, has_healthcheck, takes_traffic
 from swarmpy.store import Conflict, NotFound
 
 
@@ -205,9 +205,14 @@ def create_app(ctx: ManagerContext) -> Flask:
         prune = _field(body, "prune", bool, required=False, default=False)
         contents = _field(body, "objects", dict, required=False, default={})
         existing = store.list_services(stack=name)
-        plan = stacks.plan_stack(name, spec, existing, store.published_ports(), prune)
+        try:
+            joined = networks.plan_stack_networks(store, name, spec)
+        except networks.NetworkError as e:
+            raise BadRequest(str(e), field=e.field, status=e.status)
+        plan = stacks.plan_stack(name, spec, existing, store.published_ports(), prune, networks=joined.by_service)
         objects.store_stack_objects(ctx, name, spec, contents)
-        store.write_stack(plan.record, plan.changed, plan.removed, plan.expected)
+        store.write_stack(plan.record, plan.changed, plan.removed, plan.expected, joined.new)
+        networks.ensure_vips(store, plan.changed)
         return jsonify(services=[{"id": s.id, "name": s.name, "version": s.version, "changed": True}
                                  for s in plan.changed]
                        + [{"id": s.id, "name": s.name, "version": s.version, "changed": False}
@@ -268,9 +273,21 @@ def create_app(ctx: ManagerContext) -> Flask:
         d["summary"] = service_listing([service])[0]
         d["update_status"] = store.get_update_status(service.id)
         d["endpoints"] = [t["endpoints"] for t in task_listing([service]) if t["state"] == "running"]
+        d["endpoint"] = service_endpoint(service)
         d["lb"] = {lb_id: {p: v for p, v in status.get("ports", {}).items() if v.get("service_id") == service.id}
                    for lb_id, status in store.lb_statuses().items()}
         return jsonify(d)
+
+    def service_endpoint(service: Service) -> dict:
+        """Its VIP on each network (Swarm's `Endpoint.VirtualIPs`) and the addresses behind it."""
+        vips = store.service_vips({service.id: [n.id for n in service.networks]})[service.id]
+        needs_health = has_healthcheck(service.spec)
+        tasks = [t for t in store.tasks_of_service(service.id) if takes_traffic(t, needs_health)]
+        return {"mode": service.spec.deploy.endpoint_mode,
+                "virtual_ips": [{"network_id": n.id, "network": n.name, "address": vips.get(n.id)}
+                                for n in service.networks],
+                "backends": {n.name: sorted(a.address for t in tasks for a in t.attachments if a.network_id == n.id)
+                             for n in service.networks}}
 
     @app.get("/services/<ref>/tasks")
     def service_tasks(ref):
@@ -335,6 +352,42 @@ def create_app(ctx: ManagerContext) -> Flask:
     def remove_object(plural, name):
         objects.remove(ctx, plural[:-1], name)
         return jsonify(removed=name)
+
+    # ---------------------------------------------------------------- networks
+
+    def network_action(action, *args):
+        try:
+            return action(store, *args)
+        except networks.NetworkError as e:
+            raise BadRequest(str(e), field=e.field, status=e.status)
+
+    @app.get("/networks")
+    def list_networks():
+        statuses, nodes = store.net_statuses(), {n.id: n for n in store.list_nodes()}
+        return jsonify([networks.view(store, n, statuses, nodes) for n in store.list_networks()])
+
+    @app.post("/networks")
+    def create_network():
+        body = _body()
+        name = _field(body, "name", str)
+        subnet = _field(body, "subnet", str, required=False)
+        attachable = _field(body, "attachable", bool, required=False, default=False)
+        internal = _field(body, "internal", bool, required=False, default=False)
+        labels = _field(body, "labels", dict, required=False, default={})
+        mtu = _field(body, "mtu", int, required=False)
+        network = network_action(networks.create, name, subnet, attachable, internal,
+                                 {str(k): str(v) for k, v in labels.items()}, mtu)
+        return jsonify(networks.view(store, network)), 201
+
+    @app.get("/networks/<ref>")
+    def inspect_network(ref):
+        return jsonify(networks.inspect(store, store.find_network(ref)))
+
+    @app.delete("/networks/<ref>")
+    def remove_network(ref):
+        network = store.find_network(ref)
+        network_action(networks.remove, network)
+        return jsonify(removed=network.name)
 
     # ---------------------------------------------------------------- load balancers
 

@@ -15,6 +15,7 @@ import uuid
 
 from waitress import create_server
 
+from swarmpy.manager.allocator import NetworkAllocator
 from swarmpy.manager.api import create_app
 from swarmpy.manager.context import ManagerContext
 from swarmpy.manager.dispatcher import Dispatcher, JobQueues
@@ -57,7 +58,8 @@ def _first_start(ctx: ManagerContext) -> None:
     info = ctx.store.cluster_info()
     if "id" not in info:
         ctx.store.set_cluster_info(id=uuid.uuid4().hex[:25], created_at=time.time(),
-                                   heartbeat=ctx.config.heartbeat)
+                                   heartbeat=ctx.config.heartbeat, addr_pool=ctx.config.default_addr_pool,
+                                   subnet_size=ctx.config.subnet_size)
     ctx.store.build_running_index()
 
 
@@ -80,7 +82,7 @@ def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port
     def components():
         queues = JobQueues(ctx.store, ctx.config.redis_url)
         return [NodeMonitor(ctx.store), Orchestrator(ctx.store), SchedulerLoop(ctx.store),
-                Dispatcher(ctx.store, queues)]
+                Dispatcher(ctx.store, queues), NetworkAllocator(ctx.store)]
 
     leadership = Leadership(ctx.store, manager_id, components)
     leadership.start()

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarmpy.model import Service, ServiceSpec, StackSpec, new_id
+from swarmpy.model import Service, ServiceNetwork, ServiceSpec, StackSpec, new_id
 
 PORT_RANGE = (30000, 32767)  # Swarm's range for published ports the file leaves out
 MODES = ("replicated", "global", "replicated-job", "global-job")
@@ -124,8 +124,10 @@ def assign_published_ports(stack_name: str, stack: StackSpec, existing: dict[str
 
 
 def plan_stack(name: str, stack: StackSpec, existing: list[Service], published: dict[tuple[int, str], str],
-               prune: bool, now: float | None = None) -> StackPlan:
-    """`existing`: the stack's services now; `published`: the cluster's ingress ports in use."""
+               prune: bool, now: float | None = None,
+               networks: dict[str, list[ServiceNetwork]] | None = None) -> StackPlan:
+    """`existing`: the stack's services now; `published`: the cluster's ingress ports in use;
+    `networks`: each service's networks (by its key in the file), resolved to the cluster's."""
     now = now or time.time()
     problems = check(stack)
     by_name = {s.name: s for s in existing}
@@ -141,17 +143,18 @@ def plan_stack(name: str, stack: StackSpec, existing: list[Service], published: 
     for svc_name, spec in stack.services.items():
         fname = full_name(name, svc_name)
         before = by_name.get(fname)
+        joined = (networks or {}).get(svc_name, [])
         if before is None:
-            plan.changed.append(Service(id=new_id(), stack=name, name=fname, spec=spec, created_at=now,
-                                        updated_at=now))
+            plan.changed.append(Service(id=new_id(), stack=name, name=fname, spec=spec, networks=joined,
+                                        created_at=now, updated_at=now))
             continue
-        if before.spec == spec:
+        if before.spec == spec and before.networks == joined:
             plan.unchanged.append(before)
             continue
         plan.expected[before.id] = before.version
-        tasks_changed = task_part(before.spec) != task_part(spec)
+        tasks_changed = task_part(before.spec) != task_part(spec) or before.networks != joined
         plan.changed.append(before.copy(
-            spec=spec, version=before.version + 1, updated_at=now,
+            spec=spec, networks=joined, version=before.version + 1, updated_at=now,
             spec_version=before.spec_version + (1 if tasks_changed else 0),
             previous_spec=before.spec if tasks_changed else before.previous_spec))
     wanted = {full_name(name, s) for s in stack.services}

@@ -8,8 +8,9 @@ into JSON-ready dicts with `to_dict()` and back with `Cls.from_dict(d)`.
 This package imports nothing else of swarmpy.
 """
 
-from swarmpy.model.records import (Availability, DesiredState, Endpoint, Node, NodeStatus, Service, Task,
-                                   TaskState)
+from swarmpy.model.records import (Attachment, Availability, DesiredState, Endpoint, Network, Node, NodeStatus,
+                                   Service, ServiceNetwork, Task, TaskState, has_healthcheck,
+                                   takes_traffic)
 from swarmpy.model.serial import Serializable, new_id
 from swarmpy.model.spec import (Constraint, DeploySpec, FileReference, Healthcheck, Logging, Mount, NetworkSpec,
                                 ObjectSpec, Placement, Platform, Port, Preference, Resources, ResourceSet,
@@ -17,8 +18,9 @@ from swarmpy.model.spec import (Constraint, DeploySpec, FileReference, Healthche
                                 scoped_name)
 
 __all__ = [
-    "Availability", "Constraint", "DeploySpec", "DesiredState", "Endpoint", "FileReference", "Healthcheck",
-    "Logging", "Mount", "NetworkSpec", "Node", "NodeStatus", "ObjectSpec", "Placement", "Platform", "Port",
-    "Preference", "Resources", "ResourceSet", "RestartPolicy", "Serializable", "Service", "ServiceSpec",
-    "StackSpec", "Task", "TaskState", "Ulimit", "UpdateConfig", "VolumeSpec", "new_id", "scoped_name",
+    "Attachment", "Availability", "Constraint", "DeploySpec", "DesiredState", "Endpoint", "FileReference",
+    "Healthcheck", "Logging", "Mount", "Network", "NetworkSpec", "Node", "NodeStatus", "ObjectSpec", "Placement",
+    "Platform", "Port", "Preference", "ResourceSet", "Resources", "RestartPolicy", "Serializable", "Service",
+    "ServiceNetwork", "ServiceSpec", "StackSpec", "Task", "TaskState", "Ulimit", "UpdateConfig", "VolumeSpec",
+    "has_healthcheck", "new_id", "scoped_name", "takes_traffic",
 ]

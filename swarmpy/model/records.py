@@ -71,6 +71,43 @@ class Endpoint(Serializable):
 
 
 @dataclass
+class Attachment(Serializable):
+    """A task's place on a cluster network: its address there and its container's MAC."""
+
+    network_id: str
+    address: str
+    mac: str = ""
+
+
+@dataclass
+class ServiceNetwork(Serializable):
+    """A network a service's tasks join (resolved from the stack file at deploy), with the
+    names it answers to there besides its own."""
+
+    id: str
+    name: str
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Network(Serializable):
+    """A cluster-wide network: one subnet over every node where its tasks run (a VXLAN segment)."""
+
+    id: str
+    name: str
+    subnet: str
+    gateway: str
+    vni: int
+    stack: str | None = None  # the stack that made it; None: `swarmpy network create`
+    driver: str = "overlay"
+    internal: bool = False
+    attachable: bool = False
+    mtu: int = 1450
+    labels: dict[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+
+
+@dataclass
 class Node(Serializable):
     id: str
     hostname: str
@@ -108,6 +145,7 @@ class Service(Serializable):
     version: int = 1  # revision of this record: every write checks and bumps it
     spec_version: int = 1  # bumped when the tasks' part of the spec changes; tasks carry it
     previous_spec: ServiceSpec | None = None
+    networks: list[ServiceNetwork] = field(default_factory=list)  # in the order the spec lists them
     update_state: str | None = None  # updating | paused | completed | rollback_started ...
     update_message: str = ""
     created_at: float = 0.0
@@ -129,6 +167,7 @@ class Task(Serializable):
     container_id: str | None = None
     exit_code: int | None = None
     endpoints: list[Endpoint] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)  # addresses on cluster networks
     health: str | None = None  # starting | healthy | unhealthy (Docker's words)
     stop_requested_at: float = 0.0  # when the stop signal was sent; SIGKILL follows after the grace period
     not_before: float = 0.0  # restart delay: do not start before this time
@@ -145,3 +184,15 @@ class Task(Serializable):
     @property
     def container_name(self) -> str:
         return f"{self.display_name}.{self.id}"
+
+
+def has_healthcheck(spec: ServiceSpec) -> bool:
+    hc = spec.healthcheck
+    return bool(hc and hc.test and hc.test[0] != "NONE" and not hc.disable)
+
+
+def takes_traffic(task: Task, needs_health: bool) -> bool:
+    """May this task be sent connections (by the mesh, a VIP, a name)? Running, not told to
+    stop, and healthy when its service has a healthcheck."""
+    return (task.state == TaskState.RUNNING and task.desired_state != DesiredState.SHUTDOWN
+            and (not needs_health or task.health == "healthy"))

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 from swarmpy.store.base import DEFAULT_PREFIX, EVENTS_MAXLEN, Conflict, NotFound, StoreError
 from swarmpy.store.coordination import Coordination
+from swarmpy.store.networks import AddressesExhausted, NetworkRecords, vip_owner
 from swarmpy.store.nodes import NodeRecords
 from swarmpy.store.objects import ObjectRecords
 from swarmpy.store.services import ServiceRecords
 from swarmpy.store.tasks import TaskRecords
 
-__all__ = ["DEFAULT_PREFIX", "EVENTS_MAXLEN", "Conflict", "NotFound", "Store", "StoreError"]
+__all__ = ["DEFAULT_PREFIX", "EVENTS_MAXLEN", "AddressesExhausted", "Conflict", "NotFound", "Store", "StoreError",
+           "vip_owner"]
 
 
-class Store(NodeRecords, ServiceRecords, TaskRecords, ObjectRecords, Coordination):
+class Store(NodeRecords, ServiceRecords, TaskRecords, ObjectRecords, NetworkRecords, Coordination):
     """All of swarmpy's state in Redis; one mixin per kind of record."""

@@ -8,8 +8,9 @@ from typing import Any
 
 import redis
 
-from swarmpy.model import Service
+from swarmpy.model import Network, Service
 from swarmpy.store.base import Conflict, NotFound, StoreBase, _dumps
+from swarmpy.store.networks import overlapping
 
 class ServiceRecords(StoreBase):
     """Keys: stacks, services, services:removed, service:names, service:ports, service:update."""
@@ -82,22 +83,36 @@ class ServiceRecords(StoreBase):
         return json.loads(raw) if raw else None
 
     def write_stack(self, stack: dict[str, Any], changed: list[Service], removed: list[Service],
-                    expected: dict[str, int]) -> None:
-        """Write a stack record and its changed/removed services in one transaction.
+                    expected: dict[str, int], networks: list[Network] = ()) -> None:
+        """Write a stack record, its changed/removed services and its new networks in one transaction.
 
         `expected` maps service id -> the version the caller read (absent: new);
-        a service that moved on since raises Conflict and nothing is written.
+        a service that moved on since, or a new network whose name or subnet was
+        taken meanwhile, raises Conflict and nothing is written.
         """
         services_key, names_key = self._services_key(), self.key("service", "names")
         watched = [services_key, names_key, self.key("stacks")]
         with self.redis.pipeline(transaction=True) as p:
             p.watch(*watched)
+            self.watch_networks(p)
             for sid, version in expected.items():
                 raw = p.hget(services_key, sid)
                 if raw is None or json.loads(raw)["version"] != version:
                     p.reset()
                     raise Conflict(f"service {sid} changed since version {version}")
+            present = self.list_networks()
+            for n in networks:
+                clash = next((o for o in present if o.name == n.name), None) or overlapping(n.subnet, present)
+                if clash:
+                    p.reset()
+                    raise Conflict(f"network {n.name} clashes with network {clash.name} made meanwhile")
+            known = {n.id for n in present} | {n.id for n in networks}
+            gone = [sn.name for s in changed for sn in s.networks if sn.id not in known]
+            if gone:
+                p.reset()
+                raise Conflict(f"network {gone[0]} was removed meanwhile; deploy again")
             p.multi()
+            self.add_networks(networks, p)
             p.hset(self.key("stacks"), stack["name"], _dumps(stack))
             for s in changed:
                 p.hset(services_key, s.id, _dumps(s.to_dict()))

@@ -13,7 +13,7 @@ from swarmpy.store.base import Conflict, NotFound, StoreBase, _dumps
 class TaskRecords(StoreBase):
     """Keys: tasks, task:status, tasks:pending, tasks:dispatch, service:<id>:tasks, containers:remove."""
 
-    _STATUS_FIELDS = ("state", "message", "error", "container_id", "exit_code", "endpoints", "health",
+    _STATUS_FIELDS = ("state", "message", "error", "container_id", "exit_code", "endpoints", "attachments", "health",
                       "stop_requested_at", "updated_at")
 
     def _split(self, task: Task) -> tuple[str, str]:
@@ -173,8 +173,11 @@ class TaskRecords(StoreBase):
                     continue
                 _, status = self._split(t.copy(error=reason, message="pending task scheduling"))
                 p.hset(self.key("task", "status"), t.id, status)
-            if assigned:
-                self.publish("task", "assign", "", pipeline=p, count=len(assigned))
+            by_service: dict[str, int] = {}
+            for t in assigned:
+                by_service[t.service_id] = by_service.get(t.service_id, 0) + 1
+            for sid, n in by_service.items():  # the network programmers make the networks of the nodes at once
+                self.publish("task", "assign", sid, pipeline=p, service_id=sid, count=n)
             p.execute()
         return assigned
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmpy.model import FileReference, Node, Service, ServiceSpec, Task, scoped_name
+from swarmpy.network.ipam import mac_of
 
 LABEL_TASK = "com.swarmpy.task.id"
 LABEL_SERVICE = "com.swarmpy.service.id"
@@ -32,6 +33,7 @@ class ContainerPlan:
     create: dict[str, Any]  # create_container keyword arguments, without host_config
     host_config: dict[str, Any]  # create_host_config keyword arguments
     files: list[tuple[str, bytes, FileReference]] = field(default_factory=list)  # secrets and configs
+    connect: list[tuple[str, str]] = field(default_factory=list)  # (network, address): joined after create
 
 
 def task_labels(task: Task, service: Service, node: Node) -> dict[str, str]:
@@ -98,8 +100,11 @@ def _extra_hosts(entries: list[str]) -> dict[str, str]:
 
 
 def container_plan(task: Task, service: Service, node: Node, stack: dict[str, Any] | None = None,
-                   files: list[tuple[str, bytes, FileReference]] | None = None) -> ContainerPlan:
-    """Everything needed to create the task's container on `node`."""
+                   files: list[tuple[str, bytes, FileReference]] | None = None,
+                   networks: list[tuple[str, str]] = (), nameservers: list[str] | None = None) -> ContainerPlan:
+    """Everything needed to create the task's container on `node`. `networks`: (Docker network
+    name, the task's address there) of each cluster network it joins, the first one at create;
+    `nameservers`: what its resolver asks (the cluster's DNS first)."""
     spec = service.spec
     stack = stack or {}
     limits, reservations = spec.deploy.resources.limits, spec.deploy.resources.reservations
@@ -120,7 +125,7 @@ def container_plan(task: Task, service: Service, node: Node, stack: dict[str, An
         "cap_drop": spec.cap_drop or None,
         "init": spec.init,
         "extra_hosts": _extra_hosts(spec.extra_hosts) or None,
-        "dns": spec.dns or None,
+        "dns": nameservers or spec.dns or None,
         "dns_search": spec.dns_search or None,
         "dns_opt": spec.dns_opt or None,
         "sysctls": spec.sysctls or None,
@@ -152,9 +157,14 @@ def container_plan(task: Task, service: Service, node: Node, stack: dict[str, An
         "tty": spec.tty,
         "stdin_open": spec.stdin_open,
     }
+    if networks:
+        first, address = networks[0]
+        host_config["network_mode"] = first
+        create["networking_config"] = {"EndpointsConfig": {first: {"IPAMConfig": {"IPv4Address": address}}}}
+        create["mac_address"] = mac_of(address)  # the same MAC for the same address, on every engine
     create = {k: v for k, v in create.items() if v is not None}
     return ContainerPlan(image=spec.image, name=task.container_name, create=create, host_config=host_config,
-                         files=files or [])
+                         files=files or [], connect=list(networks[1:]))
 
 
 def files_archive(files: list[tuple[str, bytes, FileReference]]) -> bytes:

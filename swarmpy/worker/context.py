@@ -55,6 +55,10 @@ class WorkerContext:
         """A node on a unix socket is reachable only from the machine it is on."""
         return node.ssh_user is not None or node.machine == self.hostname
 
+    def is_local(self, node: Node) -> bool:
+        """The node is this machine's own engine (its shell commands run here, not over SSH)."""
+        return node.ssh_user is None and node.machine == self.hostname
+
 
 _current: WorkerContext | None = None
 

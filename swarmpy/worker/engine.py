@@ -163,6 +163,12 @@ class Engines:
             self._clients[node.id] = (client, session, fingerprint)
             return client
 
+    def session(self, node: Node) -> paramiko.SSHClient | None:
+        """The node's SSH session (connected if need be); None for an engine on a local socket."""
+        self.client(node)
+        entry = self._clients.get(node.id)
+        return entry[1] if entry else None
+
     def _connect(self, node: Node):
         if node.ssh_user is None:
             return local_docker_client(node.docker_host or "/var/run/docker.sock", self._timeout), None

@@ -17,7 +17,9 @@ import paramiko
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from requests.exceptions import ConnectionError as HTTPConnectionError, ReadTimeout
 
-from swarmpy.model import DesiredState, FileReference, Node, Service, Task, TaskState
+from swarmpy.model import Attachment, DesiredState, FileReference, Node, Service, Task, TaskState
+from swarmpy.network import attach
+from swarmpy.network.ipam import mac_of
 from swarmpy.store import NotFound as RecordNotFound
 from swarmpy.worker import containers, images
 from swarmpy.worker.context import current
@@ -36,6 +38,8 @@ class Transient(Exception):
 def _transient(error: Exception) -> bool:
     if isinstance(error, EngineError):
         return error.transient
+    if isinstance(error, attach.NotReady):
+        return True
     if isinstance(error, (HTTPConnectionError, ReadTimeout, ConnectionError, OSError, EOFError,
                           paramiko.SSHException)):
         return True  # the connection broke: a new one may do
@@ -96,7 +100,7 @@ def start_task(task_id: str) -> str:
         return "service removed"
     try:
         return _with_retries(task_id, node.id, lambda: _start(task, service, node))
-    except images.ImageUnavailable as e:
+    except (images.ImageUnavailable, attach.CannotJoin) as e:
         store.update_task_status(task_id, TaskState.REJECTED, message="rejected", error=str(e))
         return "rejected"
     except Exception as e:
@@ -112,7 +116,13 @@ def _start(task: Task, service: Service, node: Node) -> str:
     store = ctx.store
     client = ctx.engines.client(node)
     store.update_task_status(task.id, TaskState.PREPARING, message="preparing")
-    plan = containers.container_plan(task, service, node, store.get_stack(service.stack), _files(service))
+    joined = attach.join(store, task, service)
+    nameservers = None
+    if joined:
+        resolvers = attach.wait_ready(store, node.id, joined)
+        nameservers = attach.nameservers(joined, resolvers, service.spec.dns)
+    plan = containers.container_plan(task, service, node, store.get_stack(service.stack), _files(service),
+                                     [(j.network.name, j.address) for j in joined], nameservers)
     container_id, running = _create(client, node, service, plan)
     if store.update_task_status(task.id, TaskState.STARTING, message="starting", container_id=container_id) is None:
         return _superseded(client, container_id, task.id)
@@ -120,13 +130,17 @@ def _start(task: Task, service: Service, node: Node) -> str:
         client.api.start(container_id)
     endpoints, health = [], ("starting" if service.spec.healthcheck and not service.spec.healthcheck.disable
                              else None)
-    if service.spec.ports:  # the host ports Docker chose are only known from the container
+    macs = {j.network.name: mac_of(j.address) for j in joined[:1]}
+    if service.spec.ports or len(joined) > 1:  # host ports and later networks' MACs: Docker chose them
         info = client.api.inspect_container(container_id)
         endpoints = containers.endpoints_from_inspect(service.spec, node.address, info)
         health = (info["State"].get("Health") or {}).get("Status") or health
+        for name, settings in ((info.get("NetworkSettings") or {}).get("Networks") or {}).items():
+            macs.setdefault(name, settings.get("MacAddress") or "")
+    attachments = [Attachment(j.network.id, j.address, macs.get(j.network.name, "")) for j in joined]
     # a container that has already exited is recorded by the watcher (its `die` event), after this
     if store.update_task_status(task.id, TaskState.RUNNING, message="started", container_id=container_id,
-                                endpoints=endpoints, health=health) is None:
+                                endpoints=endpoints, attachments=attachments, health=health) is None:
         return _superseded(client, container_id, task.id)
     return "running"
 
@@ -143,8 +157,13 @@ def _create(client, node: Node, service: Service, plan: containers.ContainerPlan
         ctx.images_on_nodes.add(known)
 
     def create() -> str:
-        return client.api.create_container(plan.image, name=plan.name, host_config=host_config,
-                                           **plan.create)["Id"]
+        try:
+            return client.api.create_container(plan.image, name=plan.name, host_config=host_config,
+                                               **plan.create)["Id"]
+        except NotFound as e:
+            if "network" in str(e).lower():  # removed from the node while we looked: it comes back
+                raise attach.NotReady(_explain(e)) from e
+            raise
 
     if known not in ctx.images_on_nodes:  # checked once per process and node, not per task
         ensure_image()
@@ -160,6 +179,12 @@ def _create(client, node: Node, service: Service, plan: containers.ContainerPlan
             raise
         existing = client.api.inspect_container(plan.name)  # an earlier attempt made it
         return existing["Id"], bool(existing["State"].get("Running"))
+    for network, address in plan.connect:
+        try:
+            client.api.connect_container_to_network(container_id, network, ipv4_address=address)
+        except APIError as e:
+            if "already exists" not in str(e):
+                raise
     if plan.files:
         client.api.put_archive(container_id, "/", containers.files_archive(plan.files))
     return container_id, False
@@ -214,7 +239,7 @@ def stop_task(task_id: str) -> str:
     except RecordNotFound:
         grace, signal = 10.0, "SIGTERM"
     now = time.time()
-    if not task.stop_requested_at and _mesh_still_routes_to(task, now):
+    if not task.stop_requested_at and _still_routed_to(task, now):
         store.dispatch_at(task_id, now + 0.05)
         return "draining"
 
@@ -256,12 +281,19 @@ def stop_task(task_id: str) -> str:
     return "stopping"
 
 
-def _mesh_still_routes_to(task: Task, now: float) -> bool:
-    """Does a load balancer still route to this task? The mesh takes a task out of its
-    table before the task stops, so that no new connection meets a stopping server."""
-    if not any(e.mode == "ingress" for e in task.endpoints) or now > task.desired_at + DRAIN_WAIT:
+def _still_routed_to(task: Task, now: float) -> bool:
+    """Does a load balancer, or a node's VIPs and names, still send to this task? Each takes a task
+    out before the task stops, so that no new connection meets a stopping server."""
+    if now > task.desired_at + DRAIN_WAIT:
         return False
-    return any(status.get("applied_at", 0) < task.desired_at for status in current().store.lb_statuses().values())
+    store = current().store
+    if any(e.mode == "ingress" for e in task.endpoints) and any(
+            status.get("applied_at", 0) < task.desired_at for status in store.lb_statuses().values()):
+        return True
+    networks = {a.network_id for a in task.attachments}
+    return bool(networks) and any(status.get("applied_at", 0) < task.desired_at
+                                  for status in store.net_statuses().values()
+                                  if networks & set(status.get("networks") or ()))
 
 
 def remove_container(node_id: str, container_id: str) -> str:

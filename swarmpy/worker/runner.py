@@ -38,7 +38,9 @@ from swarmpy.settings import StateDir
 from swarmpy.store import Store
 from swarmpy.vault import Vault
 from swarmpy.worker import probe
+from swarmpy.network.programmer import NetworkSupervisor
 from swarmpy.worker.context import WorkerContext, set_current
+from swarmpy.worker.engine import Engines
 from swarmpy.worker.watch import WatcherSupervisor
 
 log = logging.getLogger(__name__)
@@ -189,8 +191,12 @@ def run(state: StateDir, processes: int = 2, threads: int = 12, per_node: int = 
     signal.signal(signal.SIGINT, on_signal)
     for i in range(processes):
         start(i)
-    watchers = WatcherSupervisor(ctx, holder=f"{socket.gethostname()}.{os.getpid()}")
+    holder = f"{socket.gethostname()}.{os.getpid()}"
+    watchers = WatcherSupervisor(ctx, holder=holder)
     watchers.start()
+    networks = NetworkSupervisor(ctx.store, holder, state.load().advertise_addr, ctx.can_reach,
+                                 lambda: Engines(ctx.identity_of, timeout=30), ctx.is_local)
+    networks.start()
     log.info("worker: %d job processes, watching nodes", processes)
     while not stopping.wait(1.0):
         for i, p in list(children.items()):
@@ -198,6 +204,7 @@ def run(state: StateDir, processes: int = 2, threads: int = 12, per_node: int = 
                 log.warning("worker: job process %d exited (%s); starting another", i, p.exitcode)
                 start(i)
     watchers.stop()
+    networks.stop()
     for p in children.values():
         p.terminate()
     deadline = time.time() + 10

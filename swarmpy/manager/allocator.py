@@ -1,0 +1,88 @@
+"""The network allocator (leader): the addresses handed out on the cluster's networks,
+and the networks a stack no longer uses (SwarmKit's allocator, for what swarmpy keeps).
+
+A task's addresses go back when it ends (its start job took them); a service's
+virtual IPs when it is removed, leaves a network, or turns to `dnsrr`, and a
+`vip` service that lacks one gets it. A stack's network goes once no service
+uses it and no task is on it (`stack rm`, or a redeploy that dropped it); the
+programmers then take it off the nodes. The full pass every few seconds catches
+whatever the events did not say.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from swarmpy.manager.component import Component
+from swarmpy.manager.networks import ensure_vips
+from swarmpy.model import Service, TaskState
+from swarmpy.store import NotFound, vip_owner
+
+log = logging.getLogger(__name__)
+
+_ENDED = {s.value for s in TaskState if s.terminal}
+
+
+class NetworkAllocator(Component):
+    name = "allocator"
+    full_pass_every = 10.0
+
+    def handle(self, events) -> None:
+        ended: dict[str, set[str]] = {}  # service id -> tasks that ended
+        services: set[str] = set()
+        gc = False
+        for _, e in events:
+            kind, action = e.get("kind"), e.get("action")
+            if kind == "task" and action == "state" and e.get("state") in _ENDED:
+                ended.setdefault(e.get("service_id", ""), set()).add(e["id"])
+            elif kind == "service" and action in ("create", "update"):
+                services.add(e["id"])
+            elif kind in ("stack", "network") or (kind == "service" and action == "remove"):
+                gc = True
+        for sid, task_ids in ended.items():
+            self.release_task_addresses(sid, task_ids)
+        if services:
+            live = self.store.get_services(services)
+            ensure_vips(self.store, list(live.values()))
+            for service in live.values():
+                self.release_stale_vips(service)
+        if gc:
+            self.reconcile_all()
+
+    def release_task_addresses(self, service_id: str, task_ids: set[str]) -> None:
+        try:
+            service = self.store.get_service(service_id, removed=True)
+        except NotFound:
+            return  # the full pass finds them
+        for network in service.networks:
+            for task_id in task_ids:
+                self.store.release_address(network.id, task_id)
+
+    def release_stale_vips(self, service: Service) -> None:
+        keep = set() if service.spec.deploy.endpoint_mode == "dnsrr" else {n.id for n in service.networks}
+        for network in self.store.list_networks():
+            if network.id not in keep:
+                self.store.release_address(network.id, vip_owner(service.id))
+
+    def reconcile_all(self) -> None:
+        store = self.store
+        live = store.list_services()
+        removed = store.removed_services()
+        ensure_vips(store, live)
+        vip_networks = {vip_owner(s.id): {n.id for n in s.networks} for s in live
+                        if s.spec.deploy.endpoint_mode != "dnsrr"}
+        in_use = {n.id for s in live + removed for n in s.networks}
+        for network in store.list_networks():
+            owners = store.address_owners(network.id)
+            task_ids = [o for o in owners if not o.startswith("vip:")]
+            alive = {t.id for t in store.get_tasks(task_ids) if not t.state.terminal}
+            for owner in owners:
+                if owner.startswith("vip:"):
+                    if network.id not in vip_networks.get(owner, ()):
+                        store.release_address(network.id, owner)
+                elif owner not in alive:
+                    store.release_address(network.id, owner)
+            if network.stack and network.id not in in_use and not alive:
+                log.warning("allocator: network %s is no longer used by stack %s: removing it", network.name,
+                            network.stack)
+                store.delete_network(network)

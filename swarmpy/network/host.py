@@ -1,0 +1,169 @@
+"""Acting on one node for its networks: shell commands (over its SSH session, or
+on this machine for the manager's own engine) and its Docker networks (over its
+engine's API).
+
+Commands go to one long-lived `sh` per node, fed scripts on its stdin: a login
+shell per command would cost the host's login scripts every time (root's
+`.bashrc` runs for every SSH command), which can be slow. The shell ends with
+the SSH session; nothing is left running on the host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import secrets
+import subprocess
+import threading
+import time
+
+import paramiko
+from docker.errors import APIError, NotFound
+from docker.types import IPAMConfig, IPAMPool
+
+from swarmpy.model import Network
+from swarmpy.network import names
+
+log = logging.getLogger(__name__)
+
+
+class HostError(Exception):
+    """A command failed on the node, or the node's Docker network cannot be made."""
+
+
+class HostShell:
+    """Runs shell scripts on a node. `session` None: this machine."""
+
+    def __init__(self, session: paramiko.SSHClient | None):
+        self.session = session
+        self._channel: paramiko.Channel | None = None
+        self._lock = threading.Lock()
+
+    def run(self, script: str, timeout: float = 30) -> tuple[int, str]:
+        """(exit status, output with stderr) of `script` run by `sh`."""
+        with self._lock:
+            if self.session is None:
+                done = subprocess.run(["sh"], input=script, capture_output=True, text=True, timeout=timeout)
+                return done.returncode, done.stdout + done.stderr
+            try:
+                return self._remote(script, timeout)
+            except Exception:
+                self._close_channel()
+                raise
+
+    def _remote(self, script: str, timeout: float) -> tuple[int, str]:
+        if self._channel is None or self._channel.closed or self._channel.exit_status_ready():
+            self._channel = self.session.get_transport().open_session()
+            self._channel.settimeout(timeout)
+            self._channel.exec_command("exec sh")
+        nonce = secrets.token_hex(8)
+        done = f"SWARMPY_DONE_{nonce}"
+        self._channel.settimeout(timeout)
+        self._channel.sendall(f"sh <<'SWARMPY_SCRIPT_{nonce}' 2>&1\n{script}\nSWARMPY_SCRIPT_{nonce}\n"
+                              f"echo {done} $?\n".encode())
+        buffer = b""
+        deadline = time.monotonic() + timeout
+        marker = done.encode() + b" "
+        while marker not in buffer:
+            if time.monotonic() > deadline:
+                raise HostError(f"no answer from the host's shell within {timeout:.0f} s")
+            chunk = self._channel.recv(65536)
+            if not chunk:
+                raise HostError("the host's shell ended")
+            buffer += chunk
+        out, _, tail = buffer.partition(marker)
+        return int(tail.split(b"\n", 1)[0].strip() or b"1"), out.decode(errors="replace")
+
+    def _close_channel(self) -> None:
+        if self._channel is not None:
+            try:
+                self._channel.close()
+            except Exception:
+                pass
+        self._channel = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_channel()
+
+    def check(self, script: str, timeout: float = 30) -> str:
+        code, out = self.run(script, timeout)
+        if code != 0:
+            raise HostError(out.strip().splitlines()[-1] if out.strip() else f"exit status {code}")
+        return out
+
+
+# ---------------------------------------------------------------------- Docker networks
+
+
+def docker_networks(client, cluster_id: str) -> dict[str, dict]:
+    """The node's Docker networks this cluster made: network id -> {"Id", "Name"}."""
+    found = client.api.networks(filters={"label": f"{names.LABEL_CLUSTER}={cluster_id}"})
+    return {(n.get("Labels") or {}).get(names.LABEL_NETWORK, ""): {"Id": n["Id"], "Name": n["Name"]}
+            for n in found}
+
+
+def create_docker_network(client, network: Network, cluster_id: str) -> None:
+    """The network's bridge on this node, with the cluster's subnet and gateway; every container
+    on it gets its address from the cluster. An engine's network of that name that is not this
+    network is refused (another cluster's, or the user's own), unless it is a leftover of ours."""
+    existing = [n for n in client.api.networks(names=[network.name]) if n["Name"] == network.name]
+    for n in existing:
+        labels = n.get("Labels") or {}
+        if labels.get(names.LABEL_NETWORK) == network.id:
+            return
+        if labels.get(names.LABEL_CLUSTER) != cluster_id:
+            raise HostError(f"the engine has a network named {network.name} that is not this cluster's")
+        client.api.remove_network(n["Id"])  # an earlier network of ours with that name
+    options = {"com.docker.network.bridge.name": names.bridge(network.id),
+               names.MTU_OPTION: str(network.mtu),
+               "com.docker.network.bridge.enable_icc": "true"}
+    ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=network.subnet, gateway=network.gateway)])
+    labels = {names.LABEL_CLUSTER: cluster_id, names.LABEL_NETWORK: network.id}
+    try:
+        client.api.create_network(network.name, driver="bridge", options=options, ipam=ipam,
+                                  internal=network.internal, labels=labels, check_duplicate=True)
+    except APIError as e:
+        if e.status_code != 409:
+            raise HostError(f"cannot create network {network.name}: {e.explanation or e}") from e
+
+
+def remove_docker_network(client, network_id: str) -> bool:
+    """True when it is gone; False while containers still use it."""
+    try:
+        client.api.remove_network(network_id)
+    except NotFound:
+        pass
+    except APIError as e:
+        if "active endpoints" in str(e) or e.status_code == 403:
+            return False
+        raise
+    return True
+
+
+# ---------------------------------------------------------------------- the host's own resolvers
+
+
+def resolvers(shell: HostShell) -> list[str]:
+    """The nameservers of the host (what Docker gives containers when told nothing): where names
+    outside the cluster go after the cluster's DNS said it does not know them."""
+    out = shell.check("cat /etc/resolv.conf 2>/dev/null; echo '== systemd';"
+                      " cat /run/systemd/resolve/resolv.conf 2>/dev/null; true")
+    main, _, systemd = out.partition("== systemd")
+    found = _nameservers(main)
+    if found and all(ipaddress.ip_address(a).is_loopback for a in found):  # a local stub: Docker looks further
+        found = _nameservers(systemd) or found
+    return found
+
+
+def _nameservers(text: str) -> list[str]:
+    out = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            try:
+                ipaddress.ip_address(words[1])
+            except ValueError:
+                continue
+            out.append(words[1])
+    return out

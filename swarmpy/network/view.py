@@ -1,0 +1,231 @@
+"""What the store says about the cluster's networks, in the shape the node programmers and
+the DNS server need, kept current from the store's event stream.
+
+A `Snapshot` is immutable: the follower thread builds a new one after each batch of
+events (re-reading only the services the events name) and swaps it in, so readers
+never lock. While the store cannot be reached the last snapshot stays: what the
+nodes were programmed with, and what the DNS answers, outlive a control-plane fault.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from swarmpy.model import Network, Node, Service, Task, has_healthcheck, takes_traffic
+from swarmpy.store import Store
+
+log = logging.getLogger(__name__)
+
+FULL_RELOAD_EVERY = 30.0  # seconds: a safety net under the event-driven updates
+
+
+@dataclass(frozen=True)
+class Member:
+    """A task's place on a network: where its frames go, and whether it takes traffic."""
+
+    task_id: str
+    service_id: str
+    node_id: str
+    address: str
+    mac: str
+    serving: bool
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    """A service as seen on one network."""
+
+    id: str
+    name: str
+    names: tuple[str, ...]  # what it answers to there: its short and full names and its aliases
+    vip: str | None  # None with endpoint_mode dnsrr (or before one is handed out)
+    backends: tuple[str, ...]  # addresses of its tasks that take traffic
+
+
+@dataclass
+class NetworkPicture:
+    network: Network
+    members: dict[str, Member] = field(default_factory=dict)  # task id -> its place here
+    services: dict[str, ServiceEntry] = field(default_factory=dict)
+    nodes: set[str] = field(default_factory=set)  # where tasks on it are assigned and not ended
+    names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # DNS: lower-case name -> addresses
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int = 0
+    changed_at: float = 0.0  # the time of the newest change it includes
+    cluster_id: str = ""
+    networks: dict[str, NetworkPicture] = field(default_factory=dict)
+    nodes: dict[str, Node] = field(default_factory=dict)
+    ready: bool = False  # built from the store at least once
+
+    def networks_on(self, node_id: str) -> list[NetworkPicture]:
+        return [p for p in self.networks.values() if node_id in p.nodes]
+
+
+@dataclass
+class _Contribution:
+    """One service's part of every picture: computed when its service or tasks change."""
+
+    entries: dict[str, ServiceEntry]  # network id -> the service there
+    members: dict[str, dict[str, Member]]  # network id -> task id -> member
+    nodes: dict[str, set[str]]  # network id -> nodes with its live tasks
+    names: dict[str, dict[str, tuple[str, ...]]]  # network id -> name -> addresses (task names)
+
+
+def contribution(service: Service, tasks: list[Task], vips: dict[str, str], live: bool) -> _Contribution:
+    """What a service adds to the networks it is on. A removed service (`live` False) keeps
+    its members until its tasks end, but no longer answers to names."""
+    needs_health = has_healthcheck(service.spec)
+    short = service.spec.name
+    out = _Contribution({}, {}, {}, {})
+    for net in service.networks:
+        members: dict[str, Member] = {}
+        nodes: set[str] = set()
+        names: dict[str, tuple[str, ...]] = {}
+        for t in tasks:
+            if t.node_id and not t.state.terminal:
+                nodes.add(t.node_id)
+            address = next((a for a in t.attachments if a.network_id == net.id), None)
+            if address is None or t.state.terminal or not t.node_id:
+                continue
+            serving = takes_traffic(t, needs_health)
+            members[t.id] = Member(t.id, service.id, t.node_id, address.address, address.mac, serving)
+            if live and serving:
+                names[t.container_name.lower()] = (address.address,)
+        out.members[net.id], out.nodes[net.id], out.names[net.id] = members, nodes, names
+        if not live:
+            continue
+        backends = tuple(m.address for m in sorted(members.values(), key=lambda m: m.address) if m.serving)
+        dnsrr = service.spec.deploy.endpoint_mode == "dnsrr"
+        own = dict.fromkeys(n.lower() for n in (short, service.name, *net.aliases))
+        out.entries[net.id] = ServiceEntry(service.id, service.name, tuple(own), None if dnsrr else vips.get(net.id),
+                                           backends)
+    return out
+
+
+def assemble(version: int, changed_at: float, cluster_id: str, networks: dict[str, Network],
+             nodes: dict[str, Node], parts: dict[str, _Contribution]) -> Snapshot:
+    pictures = {nid: NetworkPicture(n) for nid, n in networks.items()}
+    for part in parts.values():
+        for nid, members in part.members.items():
+            picture = pictures.get(nid)
+            if picture is None:
+                continue
+            picture.members.update(members)
+            picture.nodes |= part.nodes[nid]
+            for name, addresses in part.names[nid].items():
+                picture.names[name] = picture.names.get(name, ()) + addresses
+        for nid, entry in part.entries.items():
+            picture = pictures.get(nid)
+            if picture is None:
+                continue
+            picture.services[entry.id] = entry
+            answer = (entry.vip,) if entry.vip else entry.backends
+            for name in entry.names:
+                picture.names[name] = picture.names.get(name, ()) + answer
+                picture.names[f"tasks.{name}"] = picture.names.get(f"tasks.{name}", ()) + entry.backends
+    for picture in pictures.values():  # one answer per address, even when two services share a name
+        picture.names = {k: tuple(dict.fromkeys(v)) for k, v in picture.names.items()}
+    return Snapshot(version, changed_at, cluster_id, pictures, nodes, ready=True)
+
+
+def relevant(event: dict) -> bool:
+    kind = event.get("kind")
+    return kind in ("network", "node", "service") or (
+        kind == "task" and event.get("action") in ("state", "desired", "assign") and bool(event.get("service_id")))
+
+
+class NetworkView(threading.Thread):
+    """Follows the store and keeps `current` up to date; `wait_newer` wakes its readers."""
+
+    def __init__(self, store: Store):
+        super().__init__(name="network-view", daemon=True)
+        self.store = store
+        self.current = Snapshot()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._networks: dict[str, Network] = {}
+        self._nodes: dict[str, Node] = {}
+        self._parts: dict[str, _Contribution] = {}
+        self._cluster_id = ""
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_newer(self, version: int, timeout: float) -> Snapshot:
+        with self._cond:
+            if self.current.version <= version and not self._stop.is_set():
+                self._cond.wait(timeout)
+            return self.current
+
+    def run(self) -> None:
+        cursor, last_full = None, 0.0
+        while not self._stop.is_set():
+            try:
+                if cursor is None or time.time() - last_full > FULL_RELOAD_EVERY:
+                    cursor = cursor or self.store.last_event_id()
+                    self._load_all()
+                    last_full = time.time()
+                    self._publish(time.time())
+                    continue
+                events = self.store.read_events(cursor, block_ms=1000)
+                if not events:
+                    continue
+                cursor = events[-1][0]
+                hits = [e for _, e in events if relevant(e)]
+                if hits:
+                    self._apply(hits)
+                    self._publish(max(float(e.get("time", 0)) for e in hits))
+            except Exception as e:  # the last snapshot stays in force
+                log.warning("network view: cannot read the store (%s); keeping what it said last", e)
+                cursor = None
+                self._stop.wait(1.0)
+
+    def _publish(self, changed_at: float) -> None:
+        snapshot = assemble(self.current.version + 1, max(changed_at, self.current.changed_at), self._cluster_id,
+                            self._networks, self._nodes, self._parts)
+        with self._cond:
+            self.current = snapshot
+            self._cond.notify_all()
+
+    def _load_all(self) -> None:
+        store = self.store
+        self._cluster_id = store.cluster_info().get("id", "")
+        self._networks = {n.id: n for n in store.list_networks()}
+        self._nodes = {n.id: n for n in store.list_nodes()}
+        services = {s.id: (s, True) for s in store.list_services() if s.networks}
+        services.update({s.id: (s, False) for s in store.removed_services() if s.networks})
+        self._parts = self._contributions(services)
+
+    def _apply(self, events: list[dict]) -> None:
+        kinds = {e["kind"] for e in events}
+        if "network" in kinds:
+            self._networks = {n.id: n for n in self.store.list_networks()}
+        if "node" in kinds:
+            self._nodes = {n.id: n for n in self.store.list_nodes()}
+        dirty = {e["id"] if e["kind"] == "service" else e.get("service_id") for e in events
+                 if e["kind"] in ("service", "task")} - {None, ""}
+        if not dirty:
+            return
+        live = self.store.get_services(dirty)
+        removed = {s.id: s for s in self.store.removed_services() if s.id in dirty and s.id not in live}
+        services = {sid: (s, True) for sid, s in live.items() if s.networks}
+        services.update({sid: (s, False) for sid, s in removed.items() if s.networks})
+        for sid in dirty - services.keys():
+            self._parts.pop(sid, None)
+        self._parts.update(self._contributions(services))
+
+    def _contributions(self, services: dict[str, tuple[Service, bool]]) -> dict[str, _Contribution]:
+        if not services:
+            return {}
+        tasks = self.store.tasks_of_services(services)
+        vips = self.store.service_vips({sid: [n.id for n in s.networks] for sid, (s, _) in services.items()})
+        return {sid: contribution(s, tasks.get(sid, []), vips.get(sid, {}), live)
+                for sid, (s, live) in services.items()}
