@@ -82,7 +82,5 @@ class NetworkAllocator(Component):
                         store.release_address(network.id, owner)
                 elif owner not in alive:
                     store.release_address(network.id, owner)
-            if network.stack and network.id not in in_use and not alive:
-                log.warning("allocator: network %s is no longer used by stack %s: removing it", network.name,
-                            network.stack)
-                store.delete_network(network)
+            if network.stack and network.id not in in_use and not alive and store.delete_unused_network(network):
+                log.warning("allocator: removed network %s, no longer used by stack %s", network.name, network.stack)

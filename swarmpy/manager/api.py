@@ -204,14 +204,22 @@ def create_app(ctx: ManagerContext) -> Flask:
             raise BadRequest(f"the stack is not a valid stack spec: {e}", field="stack")
         prune = _field(body, "prune", bool, required=False, default=False)
         contents = _field(body, "objects", dict, required=False, default={})
-        existing = store.list_services(stack=name)
-        try:
-            joined = networks.plan_stack_networks(store, name, spec)
-        except networks.NetworkError as e:
-            raise BadRequest(str(e), field=e.field, status=e.status)
-        plan = stacks.plan_stack(name, spec, existing, store.published_ports(), prune, networks=joined.by_service)
-        objects.store_stack_objects(ctx, name, spec, contents)
-        store.write_stack(plan.record, plan.changed, plan.removed, plan.expected, joined.new)
+        for attempt in range(3):  # a deploy is declarative: if the cluster moved meanwhile, plan it again
+            spec = StackSpec.from_dict(raw) if attempt else spec  # planning fills in published ports
+            existing = store.list_services(stack=name)
+            try:
+                joined = networks.plan_stack_networks(store, name, spec)
+            except networks.NetworkError as e:
+                raise BadRequest(str(e), field=e.field, status=e.status)
+            plan = stacks.plan_stack(name, spec, existing, store.published_ports(), prune,
+                                     networks=joined.by_service)
+            objects.store_stack_objects(ctx, name, spec, contents)
+            try:
+                store.write_stack(plan.record, plan.changed, plan.removed, plan.expected, joined.new)
+                break
+            except Conflict:
+                if attempt == 2:
+                    raise
         networks.ensure_vips(store, plan.changed)
         return jsonify(services=[{"id": s.id, "name": s.name, "version": s.version, "changed": True}
                                  for s in plan.changed]

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from swarmpy.model import Network, Service, Task
+from swarmpy.network import names
 from swarmpy.store import AddressesExhausted, NotFound, Store
 
 READY_TIMEOUT = 15.0
@@ -29,15 +30,17 @@ class CannotJoin(Exception):
 class Joined:
     network: Network
     address: str
+    docker_name: str  # the network's name on the node's engine
 
 
-def join(store: Store, task: Task, service: Service) -> list[Joined]:
+def join(store: Store, task: Task, service: Service, cluster_id: str) -> list[Joined]:
     """An address on each of the service's networks, in the order the service lists them."""
     joined = []
     for sn in service.networks:
         try:
             network = store.get_network(sn.id)
-            joined.append(Joined(network, store.allocate_address(network, task.id)))
+            joined.append(Joined(network, store.allocate_address(network, task.id),
+                                 names.docker_network(network.name, cluster_id)))
         except NotFound:
             raise CannotJoin(f"network {sn.name} was removed") from None
         except AddressesExhausted as e:

@@ -107,13 +107,14 @@ def create_docker_network(client, network: Network, cluster_id: str) -> None:
     """The network's bridge on this node, with the cluster's subnet and gateway; every container
     on it gets its address from the cluster. An engine's network of that name that is not this
     network is refused (another cluster's, or the user's own), unless it is a leftover of ours."""
-    existing = [n for n in client.api.networks(names=[network.name]) if n["Name"] == network.name]
+    name = names.docker_network(network.name, cluster_id)
+    existing = [n for n in client.api.networks(names=[name]) if n["Name"] == name]
     for n in existing:
         labels = n.get("Labels") or {}
         if labels.get(names.LABEL_NETWORK) == network.id:
             return
         if labels.get(names.LABEL_CLUSTER) != cluster_id:
-            raise HostError(f"the engine has a network named {network.name} that is not this cluster's")
+            raise HostError(f"the engine has a network named {name} that is not this cluster's")
         client.api.remove_network(n["Id"])  # an earlier network of ours with that name
     options = {"com.docker.network.bridge.name": names.bridge(network.id),
                names.MTU_OPTION: str(network.mtu),
@@ -121,11 +122,11 @@ def create_docker_network(client, network: Network, cluster_id: str) -> None:
     ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=network.subnet, gateway=network.gateway)])
     labels = {names.LABEL_CLUSTER: cluster_id, names.LABEL_NETWORK: network.id}
     try:
-        client.api.create_network(network.name, driver="bridge", options=options, ipam=ipam,
+        client.api.create_network(name, driver="bridge", options=options, ipam=ipam,
                                   internal=network.internal, labels=labels, check_duplicate=True)
     except APIError as e:
         if e.status_code != 409:
-            raise HostError(f"cannot create network {network.name}: {e.explanation or e}") from e
+            raise HostError(f"cannot create network {name}: {e.explanation or e}") from e
 
 
 def remove_docker_network(client, network_id: str) -> bool:

@@ -20,6 +20,12 @@ def cluster_tag(cluster_id: str) -> str:
     return cluster_id[:6]
 
 
+def docker_network(name: str, cluster_id: str) -> str:
+    """A network's name on an engine: its cluster's tag after it, since engines are shared (by
+    clusters side by side, by Docker Swarm) and their network names are not per cluster."""
+    return f"{name}-{cluster_tag(cluster_id)}"
+
+
 def bridge(network_id: str) -> str:
     return "swp" + network_id[:12]
 

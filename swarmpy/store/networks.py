@@ -136,6 +136,28 @@ class NetworkRecords(StoreBase):
         if pipeline is None:
             p.execute()
 
+    def delete_unused_network(self, network: Network) -> bool:
+        """Delete a network no service (removed ones still stopping included) uses and no live task
+        is on; atomically, so that a deploy taking it up meanwhile wins. True when it went."""
+        watched = [self.key("services"), self.key("services", "removed"), self.key("network", network.id, "owners")]
+        with self.redis.pipeline(transaction=True) as p:
+            p.watch(*watched)
+            for raw in p.hvals(self.key("services")) + p.hvals(self.key("services", "removed")):
+                if any(n.get("id") == network.id for n in json.loads(raw).get("networks") or []):
+                    p.reset()
+                    return False
+            owners = [o for o in p.hkeys(self.key("network", network.id, "owners")) if not o.startswith("vip:")]
+            if any(not t.state.terminal for t in self.get_tasks(owners)):
+                p.reset()
+                return False
+            p.multi()
+            self.delete_network(network, pipeline=p)
+            try:
+                p.execute()
+            except redis.WatchError:
+                return False
+        return True
+
     # ------------------------------------------------------------------ addresses
 
     def allocate_address(self, network: Network, owner: str) -> str:

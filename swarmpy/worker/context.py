@@ -29,6 +29,7 @@ class WorkerContext:
     worker_name: str = ""  # the rq worker this process is (holders of locks are named by it)
     images_on_nodes: set = field(default_factory=set)  # (node id, image) seen present
     _source: docker.DockerClient | None = None
+    _cluster_id: str = ""
 
     @classmethod
     def create(cls, store: Store, vault: Vault | None, state: StateDir | None = None) -> "WorkerContext":
@@ -36,6 +37,12 @@ class WorkerContext:
                   state=state)
         ctx.engines = Engines(ctx.identity_of)
         return ctx
+
+    @property
+    def cluster_id(self) -> str:
+        if not self._cluster_id:
+            self._cluster_id = self.store.cluster_info().get("id", "")
+        return self._cluster_id
 
     def identity_of(self, node: Node) -> str | None:
         token = self.store.node_identity(node.id)

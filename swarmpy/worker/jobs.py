@@ -116,13 +116,13 @@ def _start(task: Task, service: Service, node: Node) -> str:
     store = ctx.store
     client = ctx.engines.client(node)
     store.update_task_status(task.id, TaskState.PREPARING, message="preparing")
-    joined = attach.join(store, task, service)
+    joined = attach.join(store, task, service, ctx.cluster_id)
     nameservers = None
     if joined:
         resolvers = attach.wait_ready(store, node.id, joined)
         nameservers = attach.nameservers(joined, resolvers, service.spec.dns)
     plan = containers.container_plan(task, service, node, store.get_stack(service.stack), _files(service),
-                                     [(j.network.name, j.address) for j in joined], nameservers)
+                                     [(j.docker_name, j.address) for j in joined], nameservers)
     container_id, running = _create(client, node, service, plan)
     if store.update_task_status(task.id, TaskState.STARTING, message="starting", container_id=container_id) is None:
         return _superseded(client, container_id, task.id)
@@ -130,14 +130,14 @@ def _start(task: Task, service: Service, node: Node) -> str:
         client.api.start(container_id)
     endpoints, health = [], ("starting" if service.spec.healthcheck and not service.spec.healthcheck.disable
                              else None)
-    macs = {j.network.name: mac_of(j.address) for j in joined[:1]}
+    macs = {j.docker_name: mac_of(j.address) for j in joined[:1]}
     if service.spec.ports or len(joined) > 1:  # host ports and later networks' MACs: Docker chose them
         info = client.api.inspect_container(container_id)
         endpoints = containers.endpoints_from_inspect(service.spec, node.address, info)
         health = (info["State"].get("Health") or {}).get("Status") or health
         for name, settings in ((info.get("NetworkSettings") or {}).get("Networks") or {}).items():
             macs.setdefault(name, settings.get("MacAddress") or "")
-    attachments = [Attachment(j.network.id, j.address, macs.get(j.network.name, "")) for j in joined]
+    attachments = [Attachment(j.network.id, j.address, macs.get(j.docker_name, "")) for j in joined]
     # a container that has already exited is recorded by the watcher (its `die` event), after this
     if store.update_task_status(task.id, TaskState.RUNNING, message="started", container_id=container_id,
                                 endpoints=endpoints, attachments=attachments, health=health) is None:

@@ -227,7 +227,9 @@ volumes:
         assert (config["StopSignal"], config["StopTimeout"]) == ("SIGUSR1", 3)
         assert config["Healthcheck"]["Test"] == ["CMD", "true"] and config["Healthcheck"]["Interval"] == 2 * 10**9
         assert host["Init"] is True and host["CapAdd"] == ["NET_ADMIN"] and host["CapDrop"] == ["MKNOD"]
-        assert host["ExtraHosts"] == ["db.local:10.9.9.9"] and host["Dns"] == ["10.9.9.1"]
+        # the cluster's DNS first (the gateway of its network on the node), then the service's own
+        gateway = next(n for n in cluster.json("network", "ls") if n["name"] == "full_default")["gateway"]
+        assert host["ExtraHosts"] == ["db.local:10.9.9.9"] and host["Dns"] == [gateway, "10.9.9.1"]
         assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
         assert (host["NanoCpus"], host["Memory"], host["PidsLimit"]) == (500_000_000, 64 * 2**20, 50)
         assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
