@@ -182,3 +182,20 @@ def log_tail(state: StateDir, name: str, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def remove_local_networks(cluster_id: str, docker_socket: str = "/var/run/docker.sock") -> None:
+    """What the cluster's networks made on this machine's engine and in its network namespace
+    (once its stacks are gone: nothing of it runs here any more)."""
+    import docker
+
+    from swarmpy.network.host import HostShell
+    from swarmpy.network.programmer import teardown
+
+    if not cluster_id or not os.path.exists(docker_socket):
+        return
+    client = docker.DockerClient(base_url=f"unix://{docker_socket}", timeout=30)
+    try:
+        teardown(client, HostShell(None), cluster_id)
+    finally:
+        client.close()

@@ -93,9 +93,11 @@ def leave(state_dir, remove_stacks, force):
     state = StateDir(state_dir)
     if not state.exists():
         fail(f"this machine is not in a cluster (no {state.config_file})")
+    cluster_id = None
     if remove_stacks:
         client = Client.from_env(None, str(state.path))
         try:
+            cluster_id = client.info().get("cluster_id")
             stacks = [s["name"] for s in client.stacks()]
             for name in stacks:
                 client.remove_stack(name)
@@ -108,6 +110,11 @@ def leave(state_dir, remove_stacks, force):
                 fail(f"cannot remove the stacks: {e} (use --force to stop anyway)")
     config = state.load()
     stopped = bootstrap.stop(state)
+    if cluster_id:  # its stacks are gone: so go its networks on this machine
+        try:
+            bootstrap.remove_local_networks(cluster_id)
+        except Exception as e:
+            console.print(f"warning: cannot remove the cluster's networks from this machine: {e}")
     if config.embedded_redis:
         bootstrap.remove_state(state)
     else:

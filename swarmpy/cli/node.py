@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from swarmpy.cli.common import (TASK_COLUMNS, console, fail, format_option, print_json,
+from swarmpy.cli.common import (TASK_COLUMNS, console, err_console, fail, format_option, print_json,
                                 show, task_rows, with_client)
 
 
@@ -126,8 +126,10 @@ def update(client, node, availability, label_add, label_rm, lb):
 def rm(client, nodes, force):
     """Remove nodes from the cluster."""
     for ref in nodes:
-        client.remove_node(ref, force=force)
+        result = client.remove_node(ref, force=force)
         console.print(ref)
+        if not result.get("cleaned"):
+            err_console.print(f"warning: {result.get('message')}")
 
 
 @group.command("promote")

@@ -8,6 +8,7 @@ or written. Logins get DOCKER_HOST set to the node's own engine.
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import sys
 import time
@@ -19,6 +20,11 @@ from swarmpy.lab.state import Lab, LabNode
 
 SSHD = "/usr/sbin/sshd"  # sshd refuses to run unless started by its absolute path
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Nodes share this machine's files, root's home included: its login scripts would run in every SSH
+# session into a node (bash reads .bashrc for sshd's commands too), and this machine's (`pyenv init`,
+# say) can be slow or hang. Each node's sshd runs in a mount namespace of its own where they are
+# empty files: a node's SSH sessions never depend on how this machine's shell is set up.
+LOGIN_SCRIPTS = (".bashrc", ".profile", ".bash_profile", ".bash_login", ".bash_logout")
 
 
 def keygen(path: str, comment: str) -> None:
@@ -67,7 +73,7 @@ def start(lab: Lab, node: LabNode, timeout: float = 10) -> int:
     group = cgroups.make_daemons_group(lab.cgroup, node.name)
     log = os.path.join(node.dir, "sshd.log")
     # sshd forks into the background itself: its parent exits at once.
-    run(cgroups.entered(group, in_node(node, [SSHD, "-f", config, "-E", log])), timeout=timeout)
+    run(cgroups.entered(group, in_node(node, clean_home(node, [SSHD, "-f", config, "-E", log]))), timeout=timeout)
     pidfile = os.path.join(node.dir, "sshd.pid")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -76,6 +82,17 @@ def start(lab: Lab, node: LabNode, timeout: float = 10) -> int:
                 return int(f.read())
         time.sleep(0.05)
     raise LabError(f"{node.name}: sshd did not answer on {node.address}:{node.ssh_port}; see {log}")
+
+
+def clean_home(node: LabNode, args: list[str]) -> list[str]:
+    """`args` run in a new mount namespace where root's login scripts are the node's own empty files
+    (mounts there do not reach this machine's: propagation is one way, in)."""
+    empty = os.path.join(node.dir, "empty-login-script")
+    open(empty, "w").close()
+    home = os.path.expanduser("~root")
+    mask = " ".join(shlex.quote(os.path.join(home, name)) for name in LOGIN_SCRIPTS)
+    script = (f'for f in {mask}; do [ -f "$f" ] && mount --bind {shlex.quote(empty)} "$f"; done; exec "$@"')
+    return ["unshare", "--mount", "--propagation", "slave", "sh", "-c", script, "sh", *args]
 
 
 def answers(address: str, port: int, timeout: float = 2) -> bool:

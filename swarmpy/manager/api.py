@@ -175,8 +175,7 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     @app.delete("/nodes/<ref>")
     def remove_node(ref):
-        removed = node_action(node_ops.remove, ref, force=request.args.get("force") in ("1", "true"))
-        return jsonify(removed=removed)
+        return jsonify(node_action(node_ops.remove, ref, force=request.args.get("force") in ("1", "true")))
 
     @app.post("/nodes/<ref>/promote")
     def promote(ref):

@@ -72,14 +72,31 @@ def _manager_alive(ctx: ManagerContext, node: Node) -> bool:
     return any(info.get("node_id") == node.id for info in ctx.store.alive("manager").values())
 
 
-def remove(ctx: ManagerContext, node: Node, force: bool) -> str:
+CLEAN_TIMEOUT = 60.0
+
+
+def remove(ctx: ManagerContext, node: Node, force: bool) -> dict:
+    """Forget the node, then remove what the cluster made there (its containers, its networks),
+    when it can still be reached; a node that is down keeps them (say so)."""
     if node.role == "manager" and _manager_alive(ctx, node):
         raise NodeError(f"node {node.hostname} is a manager: demote it first", status=409)
     if node.status == NodeStatus.READY and not force:
         raise NodeError(f"node {node.hostname} is not down and can't be removed (use --force, or drain it first)",
                         status=409)
+    identity = ctx.store.node_identity(node.id)
     ctx.store.delete_node(node.id)
-    return node.id
+    if node.ssh_user is None or node.status != NodeStatus.READY:
+        return {"removed": node.id, "cleaned": False,
+                "message": f"node {node.hostname} is {node.status.value}: what ran there was left as it is"}
+    try:
+        result = ctx.queues.call("swarmpy.worker.jobs.clean_node", (node.to_dict(), identity), timeout=CLEAN_TIMEOUT)
+    except (TimeoutError, RuntimeError) as e:
+        result = {"ok": False, "error": str(e)}
+    if not result.get("ok"):
+        return {"removed": node.id, "cleaned": False,
+                "message": f"cannot remove the cluster's containers and networks from {node.hostname}: "
+                           f"{result.get('error')}"}
+    return {"removed": node.id, "cleaned": True, "containers": result.get("containers", 0)}
 
 
 def promote(ctx: ManagerContext, node: Node) -> Node:

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmpy.model import FileReference, Node, Service, ServiceSpec, Task, scoped_name
+from swarmpy.network import names
 from swarmpy.network.ipam import mac_of
 
+LABEL_CLUSTER = names.LABEL_CLUSTER  # whose it is: a cluster touches only its own containers
 LABEL_TASK = "com.swarmpy.task.id"
 LABEL_SERVICE = "com.swarmpy.service.id"
 LABEL_SERVICE_NAME = "com.swarmpy.service.name"
@@ -36,8 +38,9 @@ class ContainerPlan:
     connect: list[tuple[str, str]] = field(default_factory=list)  # (network, address): joined after create
 
 
-def task_labels(task: Task, service: Service, node: Node) -> dict[str, str]:
+def task_labels(task: Task, service: Service, node: Node, cluster_id: str) -> dict[str, str]:
     return {
+        LABEL_CLUSTER: cluster_id,
         LABEL_TASK: task.id,
         LABEL_SERVICE: service.id,
         LABEL_SERVICE_NAME: service.name,
@@ -101,7 +104,8 @@ def _extra_hosts(entries: list[str]) -> dict[str, str]:
 
 def container_plan(task: Task, service: Service, node: Node, stack: dict[str, Any] | None = None,
                    files: list[tuple[str, bytes, FileReference]] | None = None,
-                   networks: list[tuple[str, str]] = (), nameservers: list[str] | None = None) -> ContainerPlan:
+                   networks: list[tuple[str, str]] = (), nameservers: list[str] | None = None,
+                   cluster_id: str = "") -> ContainerPlan:
     """Everything needed to create the task's container on `node`. `networks`: (Docker network
     name, the task's address there) of each cluster network it joins, the first one at create;
     `nameservers`: what its resolver asks (the cluster's DNS first)."""
@@ -146,7 +150,7 @@ def container_plan(task: Task, service: Service, node: Node, stack: dict[str, An
         "command": spec.command,
         "entrypoint": spec.entrypoint,
         "environment": env or None,
-        "labels": {**spec.labels, **task_labels(task, service, node)},
+        "labels": {**spec.labels, **task_labels(task, service, node, cluster_id)},
         "ports": ports or None,
         "healthcheck": _healthcheck(spec),
         "user": spec.user,

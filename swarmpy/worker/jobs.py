@@ -19,11 +19,13 @@ from requests.exceptions import ConnectionError as HTTPConnectionError, ReadTime
 
 from swarmpy.model import Attachment, DesiredState, FileReference, Node, Service, Task, TaskState
 from swarmpy.network import attach
+from swarmpy.network.host import HostShell
 from swarmpy.network.ipam import mac_of
+from swarmpy.network.programmer import teardown
 from swarmpy.store import NotFound as RecordNotFound
 from swarmpy.worker import containers, images
 from swarmpy.worker.context import current
-from swarmpy.worker.engine import EngineError
+from swarmpy.worker.engine import EngineError, Engines
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ def _start(task: Task, service: Service, node: Node) -> str:
         resolvers = attach.wait_ready(store, node.id, joined)
         nameservers = attach.nameservers(joined, resolvers, service.spec.dns)
     plan = containers.container_plan(task, service, node, store.get_stack(service.stack), _files(service),
-                                     [(j.docker_name, j.address) for j in joined], nameservers)
+                                     [(j.docker_name, j.address) for j in joined], nameservers, ctx.cluster_id)
     container_id, running = _create(client, node, service, plan)
     if store.update_task_status(task.id, TaskState.STARTING, message="starting", container_id=container_id) is None:
         return _superseded(client, container_id, task.id)
@@ -311,3 +313,22 @@ def remove_container(node_id: str, container_id: str) -> str:
 
     _with_retries(container_id, node_id, remove)
     return "removed"
+
+
+def clean_node(node: dict, identity: str | None) -> dict:
+    """What `node rm` leaves to do: the cluster's containers on the node, and its networks there
+    (the node record is gone already; `identity` is its SSH key as the vault encrypted it)."""
+    ctx = current()
+    gone = Node.from_dict(node)
+    engines = Engines(lambda n: ctx.vault.decrypt(identity).decode() if identity else None, timeout=30)
+    try:
+        client = engines.client(gone)
+        found = client.api.containers(all=True, filters={"label": f"{containers.LABEL_CLUSTER}={ctx.cluster_id}"})
+        for c in found:
+            client.api.remove_container(c["Id"], v=True, force=True)
+        teardown(client, HostShell(engines.session(gone)), ctx.cluster_id)
+        return {"ok": True, "containers": len(found)}
+    except Exception as e:
+        return {"ok": False, "error": _explain(e)}
+    finally:
+        engines.close()

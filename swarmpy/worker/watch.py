@@ -53,6 +53,11 @@ class NodeWatcher(threading.Thread):
     def stop(self) -> None:
         self.stop_event.set()
 
+    @property
+    def own_label(self) -> str:
+        """This cluster's containers (an engine may run other clusters' too: never touch those)."""
+        return f"{labels.LABEL_CLUSTER}={self.ctx.cluster_id}"
+
     def run(self) -> None:
         beats = 0
         while not self.stop_event.is_set():
@@ -129,7 +134,7 @@ class NodeWatcher(threading.Thread):
 
     def follow_events(self, node: Node, client) -> None:
         try:
-            stream = client.api.events(decode=True, filters={"type": "container", "label": labels.LABEL_TASK})
+            stream = client.api.events(decode=True, filters={"type": "container", "label": self.own_label})
             for event in stream:
                 if self.stop_event.is_set():
                     break
@@ -173,7 +178,7 @@ class NodeWatcher(threading.Thread):
         listed_at = time.time()
         try:
             client = self.engines.client(node)
-            found = client.api.containers(all=True, filters={"label": labels.LABEL_TASK})
+            found = client.api.containers(all=True, filters={"label": self.own_label})
         except Exception as e:
             log.info("node %s: cannot list containers: %s", node.hostname, _short(e))
             return

@@ -15,7 +15,7 @@ from tests.integration.cluster import wait_for
 from tests.integration.test_mesh import get, served_by
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
-WEB_PORT, APP_WEB_PORT, APP_DB_PORT = 8080, 18080, 16379
+WEB_PORT, APP_WEB_PORT, APP_DB_PORT, SHOP_PORT = 8080, 18080, 16379, 8081
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +123,32 @@ def test_app_stack_database_behind_a_secret_and_web_from_a_config(cluster, examp
         cluster.cli("stack", "rm", "app")
     assert cluster.listed("app", running_only=False) == []
     assert "app_db_password" not in cluster.cli("secret", "ls").stdout
+
+
+def test_shop_stack_talks_by_name_over_its_two_networks(cluster, example_images):
+    """nginx (through the mesh) -> api on `front` -> redis on the internal `back`, each by name."""
+    lab_images.build_preset("nginx")
+    lab_images.load_images(cluster.lab, [lab_images.PRESETS["nginx"]])
+    cluster.deploy(STACKS / "shop.yml", "shop")
+    try:
+        apis = {c["Id"][:12] for c in cluster.listed("shop") if c["Labels"]["com.swarmpy.service.name"] == "shop_api"}
+        assert len(apis) == 3
+
+        def visit() -> str | None:
+            try:
+                return get(SHOP_PORT, timeout=3)
+            except (OSError, http.client.HTTPException, AssertionError):
+                return None  # the api not healthy yet: nginx answers 502
+        wait_for(visit, 30, what="the shop to answer through the mesh")
+        answers = [visit() for _ in range(30)]
+        counts = [int(a.rsplit(" ", 1)[1]) for a in answers]
+        assert counts == sorted(counts) and len(set(counts)) == 30  # one Redis counted every visit
+        assert {a.split()[1].rstrip(":") for a in answers} == apis  # the api's VIP balanced over its tasks
+        networks = {n["name"]: n for n in cluster.json("network", "ls")}
+        assert networks["shop_back"]["internal"] and not networks["shop_front"]["internal"]
+        web = next(c for c in cluster.listed("shop") if c["Labels"]["com.swarmpy.service.name"] == "shop_web")
+        attached = cluster.engine(web["node"]).containers.get(web["Id"]).attrs["NetworkSettings"]["Networks"]
+        assert [name.rsplit("-", 1)[0] for name in attached] == ["shop_front"]  # not on `back`
+    finally:
+        cluster.cli("stack", "rm", "shop")
+    assert cluster.listed("shop", running_only=False) == []

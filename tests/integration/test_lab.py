@@ -85,6 +85,17 @@ def test_each_node_answers_ssh_with_its_own_hostname_and_engine(lab):
             assert ssh_run(client, "command -v swarmpy").endswith("/swarmpy")
 
 
+def test_ssh_sessions_do_not_run_this_machines_login_scripts(lab):
+    """A node's shell starts clean: root's .bashrc and .profile are empty there, whatever they say here
+    (and the masks stay in the nodes' own mount namespaces)."""
+    home = os.path.expanduser("~root")
+    with ssh_to(lab, lab.nodes[0]) as client:
+        for name in (".bashrc", ".profile"):
+            if os.path.exists(os.path.join(home, name)):
+                assert ssh_run(client, f"wc -c < {home}/{name}") == "0"
+    assert not [line for line in open("/proc/self/mountinfo") if "empty-login-script" in line]
+
+
 def test_a_node_whose_key_is_not_in_known_hosts_is_refused(lab):
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.RejectPolicy())

@@ -16,7 +16,7 @@ def plan_of(spec: ServiceSpec, stack: dict | None = None, slot: int | None = 2):
     service = Service(id="svcid", stack="shop", name=f"shop_{spec.name}", spec=spec)
     task = Task(id="taskid", service_id=service.id, service_name=service.name, spec_version=1, slot=slot,
                 node_id=NODE.id)
-    return container_plan(task, service, NODE, stack)
+    return container_plan(task, service, NODE, stack, cluster_id="clusterid")
 
 
 def test_name_labels_and_the_process():
@@ -28,7 +28,7 @@ def test_name_labels_and_the_process():
     c = plan.create
     assert c["command"] == ["httpd", "-f"] and c["entrypoint"] == ["/init"]
     assert c["environment"] == ["A=1"]  # a variable without a value is not set at all
-    assert c["labels"] == {"team": "x", "com.swarmpy.task.id": "taskid", "com.swarmpy.service.id": "svcid",
+    assert c["labels"] == {"team": "x", "com.swarmpy.cluster": "clusterid", "com.swarmpy.task.id": "taskid", "com.swarmpy.service.id": "svcid",
                            "com.swarmpy.service.name": "shop_web", "com.swarmpy.stack": "shop",
                            "com.swarmpy.node.id": "node1id", "com.swarmpy.task.slot": "2"}
     assert (c["user"], c["working_dir"], c["hostname"]) == ("1000:1000", "/srv", "web-host")
@@ -109,3 +109,19 @@ def test_endpoints_are_the_node_address_and_the_host_ports_docker_chose():
          "mode": "ingress"},
         {"target": 53, "protocol": "udp", "address": "10.0.0.2", "port": 32769, "published": 5353,
          "mode": "ingress"}]
+
+
+def test_cluster_networks_the_first_at_create_the_others_after_and_the_clusters_dns_first():
+    spec = ServiceSpec(name="web", image="x", dns=["10.9.9.1"])
+    service = Service(id="svcid", stack="shop", name="shop_web", spec=spec)
+    task = Task(id="taskid", service_id=service.id, service_name=service.name, spec_version=1, slot=1,
+                node_id=NODE.id)
+    plan = container_plan(task, service, NODE, networks=[("shop_front-abc123", "10.0.1.5"),
+                                                         ("shop_back-abc123", "10.0.2.7")],
+                          nameservers=["10.0.1.1", "10.0.2.1", "10.9.9.1"], cluster_id="abc123")
+    assert plan.host_config["network_mode"] == "shop_front-abc123"
+    assert plan.create["networking_config"] == {
+        "EndpointsConfig": {"shop_front-abc123": {"IPAMConfig": {"IPv4Address": "10.0.1.5"}}}}
+    assert plan.create["mac_address"] == "02:42:0a:00:01:05"
+    assert plan.connect == [("shop_back-abc123", "10.0.2.7")]
+    assert plan.host_config["dns"] == ["10.0.1.1", "10.0.2.1", "10.9.9.1"]
