@@ -20,12 +20,15 @@ import threading
 import time
 from collections.abc import Callable
 
+from docker.errors import APIError
+
 from swarmpy.model import Node
 from swarmpy.network import host, names, render
 from swarmpy.network.desired import NodeState, node_state
 from swarmpy.network.dns import DNSServer
 from swarmpy.network.view import NetworkView, Snapshot
 from swarmpy.store import Store
+from swarmpy.store.networks import overlapping
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,8 @@ class NodeProgrammer(threading.Thread):
                 self.error = _short(e)
                 log.warning("network programmer %s (%s): %s", node.hostname, self.node_id, self.error)
                 self.facts = None
-                self._drop_connection()
+                if not isinstance(e, (host.HostError, APIError)):  # the connection itself failed
+                    self._drop_connection()
                 self.stop_event.wait(1.0)
             if changed or time.time() - reported > STATUS_EVERY:
                 self.report(applied_at)
@@ -129,27 +133,38 @@ class NodeProgrammer(threading.Thread):
         chains = names.Chains(snapshot.cluster_id)
         if self.facts is None or time.time() - self.listed_at > RELIST_EVERY:
             self._read(node, chains, snapshot.cluster_id)
-        now = time.time()
+        self._remove_leaving(snapshot, node, desired)
         for nid in desired.networks:
-            self.leaving.pop(nid, None)
             if nid not in self.docker_nets:
                 host.create_docker_network(self.connector.client(node), snapshot.networks[nid].network,
                                            snapshot.cluster_id)
-                self.docker_nets[nid] = {"Id": snapshot.networks[nid].network.name}
+                self.docker_nets[nid] = {"Id": names.docker_network(snapshot.networks[nid].network.name,
+                                                                    snapshot.cluster_id)}
         if desired != self.applied:
             self._shell(node).check(render.apply_script(self.facts, desired, chains))
             self.facts = render.facts_of(desired, chains)
             self.applied = desired
-        for nid in set(self.docker_nets) - set(desired.networks):
-            since = self.leaving.setdefault(nid, now)
-            if now - since >= LINGER and host.remove_docker_network(self.connector.client(node),
-                                                                     self.docker_nets[nid]["Id"]):
-                self._shell(node).check(render.remove_script({names.vxlan(nid)}))
-                del self.docker_nets[nid]
-                self.leaving.pop(nid, None)
         if not desired.networks and not self.docker_nets and (self.facts.devices or any(self.facts.chains.values())):
             self._shell(node).check(render.teardown_script(self.facts, chains))
             self.facts = render.HostFacts()
+
+    def _remove_leaving(self, snapshot: Snapshot, node: Node, desired: NodeState) -> None:
+        """Networks whose last task here ended go a few seconds later (a task often follows
+        another); those the cluster no longer has, or whose subnet a new one here needs, at once."""
+        now = time.time()
+        for nid in desired.networks:
+            self.leaving.pop(nid, None)
+        coming = [snapshot.networks[nid].network for nid in desired.networks if nid not in self.docker_nets]
+        for nid in set(self.docker_nets) - set(desired.networks):
+            since = self.leaving.setdefault(nid, now)
+            known = snapshot.networks.get(nid)
+            clash = known is not None and overlapping(known.network.subnet, coming) is not None
+            if known is not None and not clash and now - since < LINGER:
+                continue
+            if host.remove_docker_network(self.connector.client(node), self.docker_nets[nid]["Id"]):
+                self._shell(node).check(render.remove_script({names.vxlan(nid)}))
+                del self.docker_nets[nid]
+                self.leaving.pop(nid, None)
 
     def _read(self, node: Node, chains: names.Chains, cluster_id: str) -> None:
         """What the node has (after a (re)start, an error, and now and then): nothing is assumed."""

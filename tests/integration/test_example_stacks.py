@@ -4,6 +4,7 @@ the lab's nginx image (the benchmarks' backend) answers HTTP."""
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 from pathlib import Path
 
@@ -140,6 +141,8 @@ def test_shop_stack_talks_by_name_over_its_two_networks(cluster, example_images)
             except (OSError, http.client.HTTPException, AssertionError):
                 return None  # the api not healthy yet: nginx answers 502
         wait_for(visit, 30, what="the shop to answer through the mesh")
+        wait_for(lambda: len(json.loads(cluster.cli("service", "inspect", "shop_api").stdout)[0]["endpoint"]
+                             ["backends"]["shop_front"]) == 3, 30, what="every api task healthy")
         answers = [visit() for _ in range(30)]
         counts = [int(a.rsplit(" ", 1)[1]) for a in answers]
         assert counts == sorted(counts) and len(set(counts)) == 30  # one Redis counted every visit
