@@ -184,6 +184,17 @@ def log_tail(state: StateDir, name: str, lines: int = 20) -> str:
         return ""
 
 
+def cluster_id(state: StateDir) -> str | None:
+    """The id of the cluster this machine is in, from its store (None when the store does not answer)."""
+    import redis
+
+    from swarmpy.store import Store
+    try:
+        return Store.from_url(state.load().redis_url, socket_timeout=3).cluster_info().get("id")
+    except (redis.RedisError, OSError):
+        return None
+
+
 def remove_local_networks(cluster_id: str, docker_socket: str = "/var/run/docker.sock") -> None:
     """What the cluster's networks made on this machine's engine and in its network namespace
     (once its stacks are gone: nothing of it runs here any more)."""

@@ -93,11 +93,10 @@ def leave(state_dir, remove_stacks, force):
     state = StateDir(state_dir)
     if not state.exists():
         fail(f"this machine is not in a cluster (no {state.config_file})")
-    cluster_id = None
+    cluster_id = bootstrap.cluster_id(state) if remove_stacks else None
     if remove_stacks:
         client = Client.from_env(None, str(state.path))
         try:
-            cluster_id = client.info().get("cluster_id")
             stacks = [s["name"] for s in client.stacks()]
             for name in stacks:
                 client.remove_stack(name)

@@ -45,6 +45,19 @@ def _avoid(store: Store) -> list[str]:
     return [n.address for n in store.list_nodes()]
 
 
+def _taken(store: Store, networks) -> dict[str, str]:
+    """Subnets a new network must not overlap: the cluster's networks, and what the nodes have
+    (their engines' other networks, another cluster's or Docker's own bridge, and their routes):
+    an engine refuses a network whose subnet overlaps one it has."""
+    nodes = {n.id: n.hostname for n in store.list_nodes()}
+    taken = {}
+    for node_id, status in store.net_statuses().items():
+        for subnet in status.get("taken") or ():
+            taken.setdefault(subnet, f"a network or route on node {nodes.get(node_id, node_id)}")
+    taken.update({n.subnet: f"network {n.name}" for n in networks})
+    return taken
+
+
 def _subnet_of(spec: NetworkSpec, at: str) -> str | None:
     configs = (spec.ipam or {}).get("config") or []
     subnets = [c.get("subnet") for c in configs if isinstance(c, dict) and c.get("subnet")]
@@ -66,7 +79,7 @@ def _mtu(spec: NetworkSpec, at: str) -> int:
 
 def plan_stack_networks(store: Store, stack_name: str, stack: StackSpec) -> StackNetworks:
     existing = {n.name: n for n in store.list_networks()}
-    taken = {n.subnet: n.name for n in existing.values()}
+    taken = _taken(store, existing.values())
     avoid = _avoid(store)
     pool, prefix = pool_settings(store)
     plan = StackNetworks()
@@ -130,7 +143,7 @@ def _network_for(stack_name: str, key: str, spec: NetworkSpec | None, existing: 
                       vni=ipam.new_vni(n.vni for n in [*existing.values(), *plan.new]), stack=stack_name,
                       internal=bool(spec.internal), attachable=bool(spec.attachable), mtu=_mtu(spec, at),
                       labels=dict(spec.labels), created_at=time.time())
-    taken[subnet] = name
+    taken[subnet] = f"network {name}"
     plan.new.append(network)
     return network
 
@@ -161,7 +174,7 @@ def create(store: Store, name: str, subnet: str | None, attachable: bool, intern
     if store.network_id_by_name(name):
         raise NetworkError(f"network {name} exists already", field="name", status=409)
     existing = store.list_networks()
-    taken = {n.subnet: n.name for n in existing}
+    taken = _taken(store, existing)
     try:
         if subnet:
             ipam.check_subnet(subnet, taken, _avoid(store))

@@ -103,6 +103,19 @@ def docker_networks(client, cluster_id: str) -> dict[str, dict]:
             for n in found}
 
 
+def engine_subnets(client, cluster_id: str) -> set[str]:
+    """Subnets of the engine's networks that are not this cluster's: a network of ours may not
+    overlap them (the engine would refuse it)."""
+    out = set()
+    for n in client.api.networks():
+        if (n.get("Labels") or {}).get(names.LABEL_CLUSTER) == cluster_id:
+            continue
+        for config in (n.get("IPAM") or {}).get("Config") or []:
+            if config.get("Subnet") and ":" not in config["Subnet"]:
+                out.add(config["Subnet"])
+    return out
+
+
 def create_docker_network(client, network: Network, cluster_id: str) -> None:
     """The network's bridge on this node, with the cluster's subnet and gateway; every container
     on it gets its address from the cluster. An engine's network of that name that is not this

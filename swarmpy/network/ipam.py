@@ -34,12 +34,12 @@ def parse_subnet(text: str) -> ipaddress.IPv4Network:
 
 
 def check_subnet(subnet: str, taken: dict[str, str], avoid: Iterable[str] = ()) -> ipaddress.IPv4Network:
-    """`subnet` if it overlaps none of `taken` (subnet -> network name) and holds none of the
-    `avoid` addresses (the nodes'); else IPAMError saying what it clashes with."""
+    """`subnet` if it overlaps none of `taken` (subnet -> what has it: "network shop_default") and
+    holds none of the `avoid` addresses (the nodes'); else IPAMError saying what it clashes with."""
     net = parse_subnet(subnet)
-    for other, name in taken.items():
+    for other, what in taken.items():
         if net.overlaps(ipaddress.IPv4Network(other)):
-            raise IPAMError(f"subnet {subnet} overlaps network {name} ({other})")
+            raise IPAMError(f"subnet {subnet} overlaps {what} ({other})")
     for address in avoid:
         if ipaddress.IPv4Address(address) in net:
             raise IPAMError(f"subnet {subnet} holds the node address {address}")

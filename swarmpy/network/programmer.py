@@ -61,6 +61,7 @@ class NodeProgrammer(threading.Thread):
         self.applied: NodeState | None = None
         self.leaving: dict[str, float] = {}  # network id -> when its last task on the node ended
         self.resolvers: list[str] = []
+        self.taken: list[str] = []  # subnets the node has besides the cluster's: new networks avoid them
         self.shell: host.HostShell | None = None
         self.listed_at = 0.0
         self.error = ""
@@ -118,7 +119,8 @@ class NodeProgrammer(threading.Thread):
     def report(self, applied_at: float) -> None:
         status = {"applied_at": applied_at, "updated_at": time.time(), "holder": self.holder,
                   "networks": sorted(self.applied.networks) if self.applied else [],
-                  "present": sorted(self.docker_nets), "resolvers": self.resolvers, "error": self.error}
+                  "present": sorted(self.docker_nets), "resolvers": self.resolvers, "taken": self.taken,
+                  "error": self.error}
         try:
             self.store.put_net_status(self.node_id, status)
         except Exception as e:
@@ -170,7 +172,9 @@ class NodeProgrammer(threading.Thread):
         """What the node has (after a (re)start, an error, and now and then): nothing is assumed."""
         shell = self._shell(node)
         self.facts = render.parse_read(shell.check(render.READ_SCRIPT), chains)
-        self.docker_nets = host.docker_networks(self.connector.client(node), cluster_id)
+        client = self.connector.client(node)
+        self.docker_nets = host.docker_networks(client, cluster_id)
+        self.taken = sorted(host.engine_subnets(client, cluster_id) | self.facts.routes)
         self.resolvers = host.resolvers(shell)
         self.applied = None
         self.listed_at = time.time()

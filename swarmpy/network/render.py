@@ -28,6 +28,7 @@ class HostFacts:
     fdb: dict[str, dict[str, str]] = field(default_factory=dict)  # vxlan device -> MAC -> node address
     vips: dict[str, set[str]] = field(default_factory=dict)  # bridge -> /32 addresses on it
     chains: dict[str, set[str]] = field(default_factory=lambda: {"nat": set(), "filter": set()})
+    routes: set[str] = field(default_factory=set)  # subnets the node routes, but over swarmpy's bridges
 
 
 def facts_of(state: NodeState, chains: names.Chains) -> HostFacts:
@@ -181,6 +182,7 @@ echo '== links'; ip -o -d link show type vxlan 2>/dev/null
 echo '== neigh'; ip neigh show nud permanent 2>/dev/null
 echo '== fdb'; bridge fdb show 2>/dev/null | grep ' dst '
 echo '== addr'; ip -o -4 addr show 2>/dev/null
+echo '== routes'; ip -4 route show table main 2>/dev/null
 echo '== nat'; iptables-save -t nat 2>/dev/null | grep '^:'
 echo '== filter'; iptables-save -t filter 2>/dev/null | grep '^:'
 echo '== end'
@@ -216,6 +218,10 @@ def parse_read(text: str, chains: names.Chains) -> HostFacts:
             device, address = words[1], words[3]
             if device.startswith("swp") and names.is_ours(device) and address.endswith("/32"):
                 facts.vips.setdefault(device, set()).add(address[:-3])
+        elif section == "routes" and "/" in words[0] and "dev" in words:
+            device = words[words.index("dev") + 1]
+            if not (device.startswith("swp") and names.is_ours(device)):
+                facts.routes.add(words[0])
         elif section in ("nat", "filter") and line.startswith(":"):
             chain = line[1:].split()[0]
             if chains.owns(chain):

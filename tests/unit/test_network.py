@@ -60,7 +60,7 @@ def test_subnets_come_from_the_pool_in_order_past_its_first_and_around_what_is_t
 ])
 def test_a_subnet_is_refused_when_it_clashes_or_is_no_subnet(subnet, message):
     with pytest.raises(ipam.IPAMError, match=message):
-        ipam.check_subnet(subnet, {"10.0.1.0/24": "shop_default"}, ["192.168.5.1"])
+        ipam.check_subnet(subnet, {"10.0.1.0/24": "network shop_default"}, ["192.168.5.1"])
 
 
 def test_a_free_subnet_passes_and_addresses_have_dockers_mac():
@@ -174,6 +174,9 @@ def test_reading_a_node_keeps_only_this_clusters_devices_and_chains():
         "== addr",
         "9: swpnet1aaaaaaaa    inet 10.0.1.2/32 scope global swpnet1aaaaaaaa",
         "9: swpnet1aaaaaaaa    inet 10.0.1.1/24 brd 10.0.1.255 scope global swpnet1aaaaaaaa",
+        "== routes", "10.169.0.0/24 dev eth0 proto kernel scope link src 10.169.0.2",
+        "10.0.1.0/24 dev swpnet1aaaaaaaa proto kernel scope link src 10.0.1.1",
+        "172.17.0.0/16 dev docker0 proto kernel scope link src 172.17.0.1 linkdown",
         "== nat", ":SWP-cluste-PRE - [0:0]", ":SWP-othercl-PRE - [0:0]", ":DOCKER - [0:0]",
         "== filter", ":SWP-cluste-FWD - [0:0]", "== end"])
     facts = render.parse_read(out, chains)
@@ -182,6 +185,7 @@ def test_reading_a_node_keeps_only_this_clusters_devices_and_chains():
     assert facts.fdb == {"vxsnet1aaaaaaaa": {"02:42:0a:00:01:06": "192.168.5.2"}}
     assert facts.vips == {"swpnet1aaaaaaaa": {"10.0.1.2"}}
     assert facts.chains == {"nat": {"SWP-cluste-PRE"}, "filter": {"SWP-cluste-FWD"}}
+    assert facts.routes == {"10.169.0.0/24", "172.17.0.0/16"}  # what new networks must avoid: not ours
     teardown = render.teardown_script(facts, chains)
     assert "ip link del vxsnet1aaaaaaaa" in teardown and "vxsotherclusterx" not in teardown
     assert "SWP-othercl" not in teardown
