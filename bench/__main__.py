@@ -1,4 +1,4 @@
-"""python -m bench all | converge1 | converge3 | heal | nodeloss | scheduler | control | mesh [--runs N] [--small]
+"""python -m bench all | converge1 | converge3 | heal | nodeloss | scheduler | control | mesh | overlay [--runs N] [--small]
 
 Sets up what it needs (a lab named `bench`, a swarmpy cluster on it, Docker Swarm
 on the same engines), runs each figure several times alternating swarmpy and its
@@ -12,18 +12,21 @@ import argparse
 import sys
 import time
 
-from bench import control, converge, heal, mesh, scheduler
+from bench import control, converge, heal, mesh, overlay, scheduler
 from bench.common import BenchError, Figure, table, write_results
 from bench.env import environment
 
-FIGURES = ["converge1", "converge3", "heal", "nodeloss", "scheduler", "control", "mesh"]
+FIGURES = ["converge1", "converge3", "heal", "nodeloss", "scheduler", "control", "mesh", "overlay"]
 
 
 def run(names: list[str], runs: int, small: bool) -> list[Figure]:
-    if "mesh" in names:
+    if "mesh" in names or "overlay" in names:
         mesh.prepare()
+    if "overlay" in names:
+        overlay.prepare()
     figures: list[Figure] = []
-    images = (mesh.NGINX,) if "mesh" in names else ()
+    images = ((mesh.NGINX,) if "mesh" in names or "overlay" in names else ()) + (
+        (overlay.WRK,) if "overlay" in names else ())
     with environment(images=images) as env:
         for name in names:
             started = time.perf_counter()
@@ -43,6 +46,8 @@ def run(names: list[str], runs: int, small: bool) -> list[Figure]:
                 figures += control.figures(env, calls=10 if small else 200, services=20 if small else 1000)
             elif name == "mesh":
                 figures += mesh.run(env, runs, duration=2 if small else 8)
+            elif name == "overlay":
+                figures += overlay.run(env, runs, duration=2 if small else 8)
             print(f"bench: {name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     return figures
 

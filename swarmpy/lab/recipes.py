@@ -1,5 +1,6 @@
 """What goes into the lab's images made from Debian's own binaries: `swarmpy/nginx:latest`,
-`swarmpy/redis:latest` and `swarmpy/socat:latest` (a UDP echo server). Plain values; `swarmpy.lab.images` builds them.
+`swarmpy/redis:latest`, `swarmpy/socat:latest` (a UDP echo server) and `swarmpy/wrk:latest` (a load
+generator). Plain values; `swarmpy.lab.images` builds them.
 
 Each image holds the binaries, the libraries `ldd` names for them, its own
 small configuration and nothing else: no shell, no package manager.
@@ -119,4 +120,14 @@ SOCAT = ImageRecipe(
     user="nobody",
 )
 
-RECIPES = {"nginx": NGINX, "redis": REDIS, "socat": SOCAT}
+# A load generator to run inside a task (the overlay benchmark): wrk, and busybox for a shell,
+# `sleep` to keep the task alive and `nslookup`.
+WRK = ImageRecipe(
+    tag="swarmpy/wrk:latest",
+    package="wrk",
+    binaries=("/usr/bin/wrk", "/bin/busybox"),
+    command=("/bin/busybox", "sleep", "2147483647"),
+    files={"/etc/nsswitch.conf": "hosts: files dns\n", "/etc/services": "http 80/tcp\nhttps 443/tcp\n"},
+)
+
+RECIPES = {"nginx": NGINX, "redis": REDIS, "socat": SOCAT, "wrk": WRK}

@@ -143,7 +143,10 @@ class NodeProgrammer(threading.Thread):
                 self.docker_nets[nid] = {"Id": names.docker_network(snapshot.networks[nid].network.name,
                                                                     snapshot.cluster_id)}
         if desired != self.applied:
-            self._shell(node).check(render.apply_script(self.facts, desired, chains))
+            out = self._shell(node).check(render.apply_script(self.facts, desired, chains))
+            if render.RECREATED in out:  # a device made anew has none of its entries: read the node again
+                self.facts, self.applied = None, None
+                return self.program(snapshot, node)
             self.facts = render.facts_of(desired, chains)
             self.applied = desired
         if not desired.networks and not self.docker_nets and (self.facts.devices or any(self.facts.chains.values())):

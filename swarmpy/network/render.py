@@ -82,10 +82,12 @@ def tables(state: NodeState, chains: names.Chains) -> dict[str, tuple[list[str],
     return {"nat": (nat_chains, pre + post), "filter": (filter_chains, forward)}
 
 
-# Jumps from the built-in chains (and Docker's DOCKER-USER) into the cluster's chains.
+# Jumps from the built-in chains (and Docker's DOCKER-USER) into the cluster's chains: (table, chain,
+# rule). Docker's FORWARD sees every frame between tasks (bridged frames go through iptables), and
+# the cluster's forwarding rules are only for DNATed DNS queries: only those jump.
 def _jumps(chains: names.Chains) -> list[tuple[str, str, str]]:
-    return [("nat", "PREROUTING", chains.pre), ("nat", "POSTROUTING", chains.post),
-            ("filter", "DOCKER-USER", chains.forward)]
+    return [("nat", "PREROUTING", f"-j {chains.pre}"), ("nat", "POSTROUTING", f"-j {chains.post}"),
+            ("filter", "DOCKER-USER", f"-m conntrack --ctstate DNAT -j {chains.forward}")]
 
 
 def apply_script(have: HostFacts, state: NodeState, chains: names.Chains) -> str:
@@ -125,15 +127,22 @@ def _device(net: NetworkOnNode, cluster_id: str) -> list[str]:
     the bridge's container ports (a task that reaches itself through its own VIP gets its packets
     back through the port they left by)."""
     vx, br = shlex.quote(net.vxlan), shlex.quote(net.bridge)
+    # No UDP checksum on the outer header: IPv4 does not need one, the inner packet carries its own,
+    # and computing it in software for every frame cost 12% of the throughput on the lab.
+    # A device made otherwise (another address, an older swarmpy) is made again, and said so.
     return [
-        f"ip link show {vx} >/dev/null 2>&1 || ip link add {vx} type vxlan id {net.vni} local {net.local_vtep} "
-        f"dstport {names.VXLAN_PORT} nolearning proxy",
+        f"ip -d link show {vx} 2>/dev/null | grep -q 'vxlan id {net.vni} local {net.local_vtep} .*noudpcsum' || "
+        f"{{ ip link del {vx} 2>/dev/null && echo {RECREATED} {vx}; ip link add {vx} type vxlan id {net.vni} "
+        f"local {net.local_vtep} dstport {names.VXLAN_PORT} nolearning proxy noudpcsum; }}",
         f"ip link set {vx} alias {names.device_alias(cluster_id, net.id)} mtu {net.mtu} master {br} up",
         # a VIP's replies come straight from the task, bridged: they must meet conntrack to be un-DNATed
         f"ip link set {br} type bridge nf_call_iptables 1",
         f"for p in $(ip -o link show master {br} type veth | cut -d: -f2 | cut -d@ -f1); do "
         f"bridge link set dev $p hairpin on; done",
     ]
+
+
+RECREATED = "SWARMPY_RECREATED"  # the script made a device again: its entries must be written again
 
 
 def _iptables(have: HostFacts, state: NodeState, chains: names.Chains) -> list[str]:
@@ -146,10 +155,10 @@ def _iptables(have: HostFacts, state: NodeState, chains: names.Chains) -> list[s
     lines = [_heredoc("iptables-restore -w --noflush", restore)]
     for table, gone in stale.items():
         lines += [f"iptables -w -t {table} -X {c} 2>/dev/null" for c in gone]
-    for table, builtin, chain in _jumps(chains):
+    for table, builtin, rule in _jumps(chains):
         guard = f"iptables -w -t {table} -n -L {builtin} >/dev/null 2>&1 && " if builtin == "DOCKER-USER" else ""
-        lines.append(f"{guard}{{ iptables -w -t {table} -C {builtin} -j {chain} 2>/dev/null || "
-                     f"iptables -w -t {table} -I {builtin} 1 -j {chain}; }}")
+        lines.append(f"{guard}{{ iptables -w -t {table} -C {builtin} {rule} 2>/dev/null || "
+                     f"iptables -w -t {table} -I {builtin} 1 {rule}; }}")
     return lines
 
 
@@ -161,8 +170,8 @@ def remove_script(devices: set[str]) -> str:
 def teardown_script(have: HostFacts, chains: names.Chains) -> str:
     """Everything swarmpy's networks left on the node: the jumps, the chains, the devices."""
     lines = []
-    for table, builtin, chain in _jumps(chains):
-        lines.append(f"while iptables -w -t {table} -D {builtin} -j {chain} 2>/dev/null; do :; done")
+    for table, builtin, rule in _jumps(chains):
+        lines.append(f"while iptables -w -t {table} -D {builtin} {rule} 2>/dev/null; do :; done")
     for table in ("nat", "filter"):
         found = sorted(have.chains.get(table, set()))
         lines += [f"iptables -w -t {table} -F {c} 2>/dev/null" for c in found]

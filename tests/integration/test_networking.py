@@ -3,6 +3,7 @@ and move without losing a request, stay apart from other stacks, and leave nothi
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import socket
@@ -413,6 +414,10 @@ networks:
         assert not {"bad1", "bad2"} & {s["name"] for s in cluster.json("stack", "ls")}
         twice = cluster.cli("network", "create", "t-again", "--subnet", "10.78.0.64/26", check=False)
         assert twice.returncode == 1 and "overlaps network t-taken" in twice.stderr
+        # a subnet a node has already (here node1's Docker bridge): its engine would refuse it
+        bip = ipaddress.ip_interface(cluster.lab.node("node1").bip).network
+        on_node = cluster.cli("network", "create", "t-node", "--subnet", str(bip), check=False)
+        assert on_node.returncode == 1 and f"overlaps a network or route on node node1 ({bip})" in on_node.stderr
     finally:
         cluster.cli("network", "rm", "t-taken", check=False)
 

@@ -50,7 +50,7 @@ def test_each_user_gets_a_group_of_its_name():
 
 def test_presets_and_the_configuration_they_carry():
     assert PRESETS == {"busybox": "swarmpy/busybox:latest", "nginx": "swarmpy/nginx:latest",
-                       "redis": "swarmpy/redis:latest", "socat": "swarmpy/socat:latest"}
+                       "redis": "swarmpy/redis:latest", "socat": "swarmpy/socat:latest", "wrk": "swarmpy/wrk:latest"}
     nginx_conf = NGINX.files["/etc/nginx/nginx.conf"]
     for line in ("daemon off;", "access_log off;", "keepalive_requests 100000;", "listen 80",
                  'return 200 "$hostname\\n";'):

@@ -134,7 +134,8 @@ def test_the_script_builds_devices_entries_vips_and_chains_and_then_only_changes
     two = node_state(snapshot(contribution(api, [task(api, 1, "n1", "10.0.1.5"), task(api, 2, "n2", "10.0.1.6")],
                                            {NET.id: "10.0.1.2"}, True)), "n1", {NET.id: ("192.168.5.100", 40000)})
     script = render.apply_script(render.HostFacts(), two, chains)
-    assert "ip link add vxsnet1aaaaaaaa type vxlan id 4242 local 192.168.5.1 dstport 4789 nolearning proxy" in script
+    assert ("ip link add vxsnet1aaaaaaaa type vxlan id 4242 local 192.168.5.1 dstport 4789 nolearning proxy "
+            "noudpcsum") in script
     assert "master swpnet1aaaaaaaa up" in script and "nf_call_iptables 1" in script
     assert "neigh replace 10.0.1.6 lladdr 02:42:0a:00:01:06 dev vxsnet1aaaaaaaa nud permanent" in script
     assert "fdb replace 02:42:0a:00:01:06 dev vxsnet1aaaaaaaa dst 192.168.5.2 self permanent" in script
