@@ -37,7 +37,7 @@ class NetworkAllocator(Component):
                 ended.setdefault(e.get("service_id", ""), set()).add(e["id"])
             elif kind == "service" and action in ("create", "update"):
                 services.add(e["id"])
-            elif kind in ("stack", "network") or (kind == "service" and action == "remove"):
+            elif kind in ("stack", "network") or (kind == "service" and action in ("remove", "forget")):
                 gc = True
         for sid, task_ids in ended.items():
             self.release_task_addresses(sid, task_ids)

@@ -44,7 +44,7 @@ class Orchestrator(Component):
         everything = False
         for _, e in events:
             kind, action = e.get("kind"), e.get("action")
-            if kind == "service":
+            if kind == "service" and action != "forget":  # a forgotten service is done with
                 dirty.add(e["id"])
             elif kind == "task" and action == "state" and (
                     e.get("state") in _STATES_OF_INTEREST or e.get("health")):

@@ -73,7 +73,9 @@ class ServiceRecords(StoreBase):
         return [s for s in found if stack is None or s.stack == stack]
 
     def forget_removed_service(self, service_id: str, pipeline=None) -> None:
+        """The tombstone goes: the removed service's tasks are all gone (its networks may go now)."""
         (pipeline or self.redis).hdel(self.key("services", "removed"), service_id)
+        self.publish("service", "forget", service_id, pipeline=pipeline)
 
     def list_stacks(self) -> dict[str, dict[str, Any]]:
         return {k: json.loads(v) for k, v in self.redis.hgetall(self.key("stacks")).items()}

@@ -93,6 +93,17 @@ class Cluster:
         for client in self._engines.values():
             client.close()
 
+    @property
+    def cluster_id(self) -> str:
+        import redis
+
+        from swarmpy.settings import StateDir
+        store = redis.Redis.from_url(StateDir(self.state_dir).load().redis_url, decode_responses=True)
+        try:
+            return store.hget("swarmpy:cluster", "id")
+        finally:
+            store.close()
+
     # ---------------------------------------------------------------- what the hosts say
 
     def engine(self, node_name: str) -> docker.DockerClient:

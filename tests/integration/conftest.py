@@ -12,7 +12,12 @@ import pytest
 
 from swarmpy import lab as swarmpy_lab
 
-LAB_NAME = "test"
+# Under pytest-xdist each worker gets a lab and a cluster of its own (labs run side by side).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+LAB_NAME = f"test-{WORKER}" if WORKER else "test"
+# Test files whose stacks publish fixed ports run one after another in one worker: every
+# cluster's load balancer listens on all of this machine's addresses.
+SHARED_PORTS = {"test_mesh", "test_example_stacks", "test_api"}
 
 
 def lab_unavailable() -> str | None:
@@ -49,6 +54,9 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if {"lab", "lab_machine"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.lab)
+        module = item.path.stem
+        # a file's tests stay together (their module fixtures are made once), ports-sharing files too
+        item.add_marker(pytest.mark.xdist_group("ports" if module in SHARED_PORTS else module))
 
 
 @pytest.fixture(scope="session")

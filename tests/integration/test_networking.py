@@ -12,6 +12,7 @@ import threading
 import time
 
 import dns.message
+import docker
 import dns.rrset
 import pytest
 
@@ -119,15 +120,20 @@ def task_addresses(cluster, service: str, network: str, nodes=("node1", "node2",
 
 
 def host_leftovers(cluster, node: str | None) -> dict[str, set[str]]:
-    """What swarmpy's networks made on a host: devices, iptables chains, Docker networks."""
+    """What this cluster's networks made on a host (None: this machine, where other clusters and
+    Swarm may have theirs): devices, iptables chains, Docker networks."""
+    cid = cluster.cluster_id
     run = ["nsenter", f"--net=/run/netns/{cluster.lab.node(node).netns}"] if node else []
-    links = subprocess.run([*run, "ip", "-o", "link"], capture_output=True, text=True).stdout
+    links = subprocess.run([*run, "ip", "-o", "-d", "link"], capture_output=True, text=True).stdout
     rules = subprocess.run([*run, "iptables-save"], capture_output=True, text=True).stdout
-    engine = cluster.engine(node) if node else __import__("docker").from_env()
-    return {"devices": set(re.findall(r"^\d+: ((?:swp|vxs)\w{12})", links, re.M)),
-            "chains": {line.split()[0][1:] for line in rules.splitlines() if line.startswith(":SWP-")},
-            "networks": {n.name.rsplit("-", 1)[0]
-                         for n in engine.networks.list(filters={"label": "com.swarmpy.cluster"})}}
+    engine = cluster.engine(node) if node else docker.from_env()
+    networks = engine.networks.list(filters={"label": f"com.swarmpy.cluster={cid}"})
+    bridges = {"swp" + n.attrs["Labels"]["com.swarmpy.network.id"][:12] for n in networks}
+    devices = {m.group(1) for m in re.finditer(r"^\d+: ((?:swp|vxs)\w{12})[:@].*?(?:alias (\S+))?$", links, re.M)
+               if m.group(1) in bridges or (m.group(2) or "").startswith(f"swarmpy:{cid}:")}
+    return {"devices": devices,
+            "chains": {line.split()[0][1:] for line in rules.splitlines() if line.startswith(f":SWP-{cid[:6]}-")},
+            "networks": {n.name.rsplit("-", 1)[0] for n in networks}}
 
 
 @pytest.fixture
@@ -361,7 +367,7 @@ services:
     cluster.cli("node", "update", "--availability", "active", cluster.local_node)
     try:
         cluster.deploy(path, "local")
-        here = __import__("docker").from_env().containers.list(
+        here = docker.from_env().containers.list(
             filters={"label": "com.swarmpy.service.name=local_here"})[0]
         assert sh(here, "wget -qO- http://there/") in hostnames(cluster, "local", "there")
     finally:
@@ -382,7 +388,8 @@ def test_stack_rm_leaves_nothing_of_its_networks_on_any_host(cluster, tmp_path):
         now = {h: host_leftovers(cluster, h) for h in hosts}
         return all(now[h][k] <= before[h][k] for h in hosts for k in now[h]) and now
     wait_for(clean, 30, what="every host clean of the stack's networks")
-    assert "gone_front" not in {n["name"] for n in cluster.json("network", "ls")}
+    wait_for(lambda: not {"gone_front", "gone_back"} & {n["name"] for n in cluster.json("network", "ls")}, 10,
+             what="the stack's networks gone from the cluster")
 
 
 # ---------------------------------------------------------------------- refused, and nothing half-made
