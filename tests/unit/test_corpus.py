@@ -27,6 +27,7 @@ import csv
 import os
 import shutil
 import subprocess
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +206,7 @@ def outcomes(tmp_path_factory) -> dict[str, Outcome]:
     with open(CORPUS / "ORACLE.tsv", newline="") as handle:
         oracle = {row["file"]: int(row["exit_code"]) for row in csv.DictReader(handle, delimiter="\t")}
     docker = _find_docker()
+    base = tmp_path_factory.mktemp("corpus")  # made here: mktemp is not safe from several threads
 
     def one(name: str) -> Outcome:
         path = CORPUS / name
@@ -212,7 +214,7 @@ def outcomes(tmp_path_factory) -> dict[str, Outcome]:
         first_error, (docker_rc, docker_out) = error, _docker(docker, path)
         original_rc = docker_rc
         if _only_missing_object_files(error):
-            path = _with_placeholders(name, error, tmp_path_factory.mktemp("corpus") / "project")
+            path = _with_placeholders(name, error, Path(tempfile.mkdtemp(dir=base)) / "project")
             stack, error = _swarmpy(path)
             docker_rc, docker_out = _docker(docker, path)
         return Outcome(name, stack, error, first_error, docker_rc, docker_out, original_rc, oracle.get(name, -1))
