@@ -33,14 +33,14 @@ class Joined:
     docker_name: str  # the network's name on the node's engine
 
 
-def join(store: Store, task: Task, service: Service, cluster_id: str) -> list[Joined]:
+def join(store: Store, task: Task, service: Service) -> list[Joined]:
     """An address on each of the service's networks, in the order the service lists them."""
     joined = []
     for sn in service.networks:
         try:
             network = store.get_network(sn.id)
             joined.append(Joined(network, store.allocate_address(network, task.id),
-                                 names.docker_network(network.name, cluster_id)))
+                                 names.docker_network(network)))
         except NotFound:
             raise CannotJoin(f"network {sn.name} was removed") from None
         except AddressesExhausted as e:

@@ -119,16 +119,14 @@ def engine_subnets(client, cluster_id: str) -> set[str]:
 def create_docker_network(client, network: Network, cluster_id: str) -> None:
     """The network's bridge on this node, with the cluster's subnet and gateway; every container
     on it gets its address from the cluster. An engine's network of that name that is not this
-    network is refused (another cluster's, or the user's own), unless it is a leftover of ours."""
-    name = names.docker_network(network.name, cluster_id)
-    existing = [n for n in client.api.networks(names=[name]) if n["Name"] == name]
-    for n in existing:
-        labels = n.get("Labels") or {}
-        if labels.get(names.LABEL_NETWORK) == network.id:
+    network (the user's own, say) is refused."""
+    name = names.docker_network(network)
+    for n in client.api.networks(names=[name]):
+        if n["Name"] != name:
+            continue
+        if (n.get("Labels") or {}).get(names.LABEL_NETWORK) == network.id:
             return
-        if labels.get(names.LABEL_CLUSTER) != cluster_id:
-            raise HostError(f"the engine has a network named {name} that is not this cluster's")
-        client.api.remove_network(n["Id"])  # an earlier network of ours with that name
+        raise HostError(f"the engine has a network named {name} that is not this cluster's")
     options = {"com.docker.network.bridge.name": names.bridge(network.id),
                names.MTU_OPTION: str(network.mtu),
                "com.docker.network.bridge.enable_icc": "true"}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 
+from swarmpy.model import Network
+
 LABEL_CLUSTER = "com.swarmpy.cluster"
 LABEL_NETWORK = "com.swarmpy.network.id"
 MTU_OPTION = "com.docker.network.driver.mtu"
@@ -20,10 +22,11 @@ def cluster_tag(cluster_id: str) -> str:
     return cluster_id[:6]
 
 
-def docker_network(name: str, cluster_id: str) -> str:
-    """A network's name on an engine: its cluster's tag after it, since engines are shared (by
-    clusters side by side, by Docker Swarm) and their network names are not per cluster."""
-    return f"{name}-{cluster_tag(cluster_id)}"
+def docker_network(network: Network) -> str:
+    """A network's name on an engine: the start of its id after its name. Engines are shared (by
+    clusters side by side, by Docker Swarm), and a network made again under the same name must not
+    meet the one before it, still on the node while its last containers go."""
+    return f"{network.name}-{network.id[:8]}"
 
 
 def bridge(network_id: str) -> str:

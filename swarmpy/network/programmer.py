@@ -33,6 +33,11 @@ from swarmpy.store.networks import overlapping
 log = logging.getLogger(__name__)
 
 LEASE_MS = 5000
+# A change is applied within BATCH_WINDOW, and never sooner than MIN_INTERVAL after the last: every
+# iptables command on a host takes the host's xtables lock, which the engine also needs for each
+# container it starts; a pass per task of a big deploy held the engine back.
+BATCH_WINDOW = 0.03
+MIN_INTERVAL = 0.2
 LINGER = 3.0  # seconds a network stays on a node after its last task there ended
 STATUS_EVERY = 2.0
 RELIST_EVERY = 30.0  # seconds between two readings of what the node really has
@@ -65,6 +70,7 @@ class NodeProgrammer(threading.Thread):
         self.shell: host.HostShell | None = None
         self.listed_at = 0.0
         self.error = ""
+        self.applied_when = 0.0
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -85,6 +91,9 @@ class NodeProgrammer(threading.Thread):
             snapshot = self.view.wait_newer(version, 1.0)
             if not snapshot.ready:
                 continue
+            if snapshot.version != version:  # changes come in bursts (a deploy): take them in one pass
+                self.stop_event.wait(max(BATCH_WINDOW, MIN_INTERVAL - (time.time() - self.applied_when)))
+                snapshot = self.view.current
             node = snapshot.nodes.get(self.node_id)
             if node is None:
                 return  # removed from the cluster
@@ -93,7 +102,7 @@ class NodeProgrammer(threading.Thread):
             version = snapshot.version
             try:
                 self.program(snapshot, node)
-                applied_at, self.error = snapshot.changed_at, ""
+                applied_at, self.error, self.applied_when = snapshot.changed_at, "", time.time()
             except Exception as e:
                 self.error = _short(e)
                 log.warning("network programmer %s (%s): %s", node.hostname, self.node_id, self.error)
@@ -136,12 +145,18 @@ class NodeProgrammer(threading.Thread):
         if self.facts is None or time.time() - self.listed_at > RELIST_EVERY:
             self._read(node, chains, snapshot.cluster_id)
         self._remove_leaving(snapshot, node, desired)
+        failed = {}
         for nid in desired.networks:
             if nid not in self.docker_nets:
-                host.create_docker_network(self.connector.client(node), snapshot.networks[nid].network,
-                                           snapshot.cluster_id)
-                self.docker_nets[nid] = {"Id": names.docker_network(snapshot.networks[nid].network.name,
-                                                                    snapshot.cluster_id)}
+                network = snapshot.networks[nid].network
+                try:
+                    host.create_docker_network(self.connector.client(node), network, snapshot.cluster_id)
+                except (host.HostError, APIError) as e:  # the others still go ahead
+                    failed[nid] = f"network {network.name}: {_short(e)}"
+                    continue
+                self.docker_nets[nid] = {"Id": names.docker_network(network)}
+        if failed:
+            desired = NodeState({nid: n for nid, n in desired.networks.items() if nid not in failed})
         if desired != self.applied:
             out = self._shell(node).check(render.apply_script(self.facts, desired, chains))
             if render.RECREATED in out:  # a device made anew has none of its entries: read the node again
@@ -152,6 +167,8 @@ class NodeProgrammer(threading.Thread):
         if not desired.networks and not self.docker_nets and (self.facts.devices or any(self.facts.chains.values())):
             self._shell(node).check(render.teardown_script(self.facts, chains))
             self.facts = render.HostFacts()
+        if failed:
+            raise host.HostError("; ".join(failed.values()))
 
     def _remove_leaving(self, snapshot: Snapshot, node: Node, desired: NodeState) -> None:
         """Networks whose last task here ended go a few seconds later (a task often follows

@@ -29,6 +29,7 @@ class HostFacts:
     vips: dict[str, set[str]] = field(default_factory=dict)  # bridge -> /32 addresses on it
     chains: dict[str, set[str]] = field(default_factory=lambda: {"nat": set(), "filter": set()})
     routes: set[str] = field(default_factory=set)  # subnets the node routes, but over swarmpy's bridges
+    rules: dict[str, list[str]] | None = None  # the rules last written (None: not known, write them)
 
 
 def facts_of(state: NodeState, chains: names.Chains) -> HostFacts:
@@ -39,7 +40,9 @@ def facts_of(state: NodeState, chains: names.Chains) -> HostFacts:
         facts.neighbors[net.vxlan] = {ip: mac for ip, (mac, _) in net.neighbors.items()}
         facts.fdb[net.vxlan] = {mac: vtep for mac, vtep in net.neighbors.values()}
         facts.vips[net.bridge] = set(net.vips)
-    facts.chains = {table: set(declared) for table, (declared, _) in tables(state, chains).items()}
+    written = tables(state, chains)
+    facts.chains = {table: set(declared) for table, (declared, _) in written.items()}
+    facts.rules = {table: rules for table, (_, rules) in written.items()}
     return facts
 
 
@@ -146,8 +149,14 @@ RECREATED = "SWARMPY_RECREATED"  # the script made a device again: its entries m
 
 
 def _iptables(have: HostFacts, state: NodeState, chains: names.Chains) -> list[str]:
+    """The cluster's chains rewritten, unless they are what the node has (every iptables command takes
+    the host's xtables lock, which the engine needs too)."""
+    wanted = tables(state, chains)
+    if have.rules == {table: rules for table, (_, rules) in wanted.items()} and \
+            have.chains == {table: set(declared) for table, (declared, _) in wanted.items()}:
+        return []
     restore, stale = [], {}
-    for table, (declared, rules) in tables(state, chains).items():
+    for table, (declared, rules) in wanted.items():
         # chains that go are declared (so flushed) in the same restore that drops the jumps to
         # them, then deleted
         stale[table] = sorted(have.chains.get(table, set()) - set(declared))

@@ -118,7 +118,7 @@ def _start(task: Task, service: Service, node: Node) -> str:
     store = ctx.store
     client = ctx.engines.client(node)
     store.update_task_status(task.id, TaskState.PREPARING, message="preparing")
-    joined = attach.join(store, task, service, ctx.cluster_id)
+    joined = attach.join(store, task, service)
     nameservers = None
     if joined:
         resolvers = attach.wait_ready(store, node.id, joined)
