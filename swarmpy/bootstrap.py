@@ -3,6 +3,8 @@ the embedded Redis, and the background processes (manager, worker)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
 import shutil
@@ -10,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -49,11 +52,11 @@ def ensure_ssh_key(state: StateDir) -> str:
     return public.read_text().strip()
 
 
-def start_embedded_redis(state: StateDir, advertise_addr: str, port: int = DEFAULT_REDIS_PORT) -> str:
-    """A redis-server owned by this cluster: AOF under the state dir, a password, bound to the
-    advertise address (so promoted managers reach it) and loopback. Returns its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+def embedded_redis(state: StateDir, advertise_addr: str, port: int = DEFAULT_REDIS_PORT) -> str:
+    """The config of a redis-server owned by this cluster (its supervisor runs it): AOF under the
+    state dir, a password, bound to the advertise address (so promoted managers reach it) and
+    loopback. Returns its URL."""
+    if shutil.which("redis-server") is None:
         raise BootstrapError("redis-server is not installed (apt-get install redis-server), "
                              "or give an existing one with --redis URL")
     binds = ["127.0.0.1"] + ([advertise_addr] if advertise_addr not in ("127.0.0.1", "localhost") else [])
@@ -61,19 +64,12 @@ def start_embedded_redis(state: StateDir, advertise_addr: str, port: int = DEFAU
         port += 1
     password = secrets.token_urlsafe(24)
     state.redis_dir.mkdir(parents=True, exist_ok=True)
-    conf = state.redis_dir / "redis.conf"
-    state.write_secret_file(conf, "\n".join([
+    state.run_dir.mkdir(parents=True, exist_ok=True)
+    state.write_secret_file(state.redis_dir / "redis.conf", "\n".join([
         f"port {port}", f"bind {' '.join(binds)}", "protected-mode no", f"requirepass {password}",
         "appendonly yes", "appendfsync everysec", f"dir {state.redis_dir}",
-        f"pidfile {state.run_dir / 'redis.pid'}", f"logfile {state.run_dir / 'redis.log'}",
-        "daemonize yes", ""]))
-    state.run_dir.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run([binary, str(conf)], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise BootstrapError(f"redis-server did not start: {result.stderr.strip() or result.stdout.strip()}")
-    url = f"redis://:{quote(password, safe='')}@{binds[-1]}:{port}/0"
-    _wait(lambda: _redis_answers(url), 10, "the embedded redis-server did not answer")
-    return url
+        f"logfile {state.run_dir / 'redis.log'}", "daemonize no", ""]))
+    return f"redis://:{quote(password, safe='')}@{binds[-1]}:{port}/0"
 
 
 def _redis_answers(url: str) -> bool:
@@ -104,6 +100,10 @@ def spawn(state: StateDir, name: str, args: list[str]) -> int:
     return process.pid
 
 
+def parts_of(config: ClusterConfig, lb: bool) -> list[str]:
+    return [*(["redis"] if config.embedded_redis else []), "manager", *(["lb"] if lb else []), "worker"]
+
+
 def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: int = DEFAULT_API_PORT,
          heartbeat: float = 5.0, workers: int = 2, lb: bool = True, addr_pool: str = "10.0.0.0/8",
          subnet_size: int = 24) -> ClusterConfig:
@@ -118,25 +118,56 @@ def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: 
     if not port_free("0.0.0.0", api_port):
         raise BootstrapError(f"port {api_port} is in use: choose another with --api-port")
     embedded = redis_url is None
-    if embedded:
-        redis_url = start_embedded_redis(state, advertise_addr)
-    elif not _redis_answers(redis_url):
+    if not embedded and not _redis_answers(redis_url):
         raise BootstrapError(f"no Redis answers at {redis_url.split('@')[-1]}")
-    config = ClusterConfig(redis_url=redis_url, api_url=f"http://{advertise_addr}:{api_port}",
-                           advertise_addr=advertise_addr, api_port=api_port, embedded_redis=embedded,
-                           heartbeat=heartbeat, workers=workers, default_addr_pool=addr_pool,
-                           subnet_size=subnet_size)
-    state.save(config)
-    spawn(state, "manager", ["manager"] + ([] if lb else ["--no-lb"]))
-    spawn(state, "worker", ["worker", "--local-node"])
+    # from choosing a free port for the embedded Redis until it listens there, no other cluster of
+    # this machine chooses one (two `init`s at once would both take the first free port)
+    with _machine_lock("ports"):
+        if embedded:
+            redis_url = embedded_redis(state, advertise_addr)
+        config = ClusterConfig(redis_url=redis_url, api_url=f"http://{advertise_addr}:{api_port}",
+                               advertise_addr=advertise_addr, api_port=api_port, embedded_redis=embedded,
+                               heartbeat=heartbeat, workers=workers, default_addr_pool=addr_pool,
+                               subnet_size=subnet_size)
+        state.save(config)
+        spawn(state, "supervisor", ["supervise", "--local-node", *(f"--part={p}" for p in parts_of(config, lb))])
+        if embedded:
+            try:
+                _wait(lambda: _redis_answers(redis_url), 10, "the embedded redis-server did not answer")
+            except BootstrapError as e:
+                stop(state)
+                raise BootstrapError(f"{e}: {log_tail(state, 'redis')}") from None
     return config
 
 
+@contextlib.contextmanager
+def _machine_lock(name: str):
+    with open(os.path.join(tempfile.gettempdir(), f"swarmpy-{name}.lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _pid(state: StateDir, name: str) -> int | None:
+    """The pid a part's pid file names, if that process is still the part (a pid file a crash left
+    behind may name a pid the system has since given to another program: never signal that)."""
     try:
-        return int((state.run_dir / f"{name}.pid").read_text().strip())
+        pid = int((state.run_dir / f"{name}.pid").read_text().strip())
     except (OSError, ValueError):
         return None
+    return pid if _is_ours(pid, state, name) else None
+
+
+def _is_ours(pid: int, state: StateDir, name: str) -> bool:
+    try:
+        if name == "redis":  # redis-server rewrites its title; it runs in its data dir
+            return os.path.realpath(f"/proc/{pid}/cwd") == os.path.realpath(state.redis_dir)
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return str(state.path).encode() in f.read().split(b"\0")
+    except OSError:
+        return False
 
 
 def alive(pid: int | None) -> bool:
@@ -150,14 +181,19 @@ def alive(pid: int | None) -> bool:
         return False
 
 
+PROCESSES = ("supervisor", "manager", "lb", "worker", "redis")
+
+
 def running(state: StateDir) -> dict[str, int]:
-    return {name: pid for name in ("manager", "worker", "redis") if alive(pid := _pid(state, name))}
+    return {name: pid for name in PROCESSES if alive(pid := _pid(state, name))}
 
 
-def stop(state: StateDir, timeout: float = 15) -> list[str]:
-    """Stop what `init` started here (SIGTERM, then SIGKILL), the embedded Redis last."""
-    stopped = []
-    for name in ("manager", "worker", "redis"):
+def stop(state: StateDir, timeout: float = 30) -> list[str]:
+    """Stop what `init` started here: the supervisor stops its parts (the store last); a part still
+    running after that (one an older swarmpy started alone) is stopped alone. Returns the parts
+    that ran."""
+    ran = running(state)
+    for name in PROCESSES:
         pid = _pid(state, name)
         if not alive(pid):
             continue
@@ -167,13 +203,30 @@ def stop(state: StateDir, timeout: float = 15) -> list[str]:
             time.sleep(0.1)
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
-        stopped.append(name)
-    return stopped
+    return [name for name in ran if name != "supervisor"]
 
 
-def remove_state(state: StateDir) -> None:
-    if state.path.exists():
-        shutil.rmtree(state.path)
+def remove_state(state: StateDir, embedded_redis: bool) -> list[str]:
+    """Remove exactly what `init` wrote in the state dir (the dir itself only when nothing else is
+    in it: it may be the default /var/lib/swarmpy, which holds labs too). With a Redis of the
+    user's, the vault key and SSH key stay: that store still holds what they open. Returns what
+    could not go."""
+    paths = [state.config_file, state.token_file, state.run_dir,
+             *([state.key_file, state.ssh_dir, state.redis_dir] if embedded_redis else [])]
+    problems = []
+    for path in paths:
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as e:
+            problems.append(f"{path}: {e.strerror or e}")
+    try:
+        state.path.rmdir()
+    except OSError:
+        pass  # not empty: what is left is not ours
+    return problems
 
 
 def log_tail(state: StateDir, name: str, lines: int = 20) -> str:

@@ -4,7 +4,8 @@
     <state dir>/token          the cluster token (API bearer token), mode 0600
     <state dir>/cluster.key    the vault key, mode 0600
     <state dir>/ssh/           the cluster's own SSH key (used when `node add` has no --identity)
-    <state dir>/run/           pid files and logs of the processes `swarmpy init` started
+    <state dir>/run/           pid files and logs of the processes `swarmpy init` started, and
+                               parts.json: what each of them is doing, as their supervisor sees it
     <state dir>/redis/         the embedded Redis (AOF), when swarmpy owns it
 """
 
@@ -64,6 +65,17 @@ class StateDir:
     @property
     def redis_dir(self) -> Path:
         return self.path / "redis"
+
+    @property
+    def parts_file(self) -> Path:
+        return self.run_dir / "parts.json"
+
+    def read_parts(self) -> dict | None:
+        """What this machine's supervisor last wrote of its parts (None when none runs)."""
+        try:
+            return json.loads(self.parts_file.read_text())
+        except (OSError, ValueError):
+            return None
 
     def exists(self) -> bool:
         return self.config_file.exists()

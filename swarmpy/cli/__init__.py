@@ -21,6 +21,7 @@ COMMANDS = {
     "init": "swarmpy.cli.cluster:init",
     "leave": "swarmpy.cli.cluster:leave",
     "down": "swarmpy.cli.cluster:down",
+    "supervise": "swarmpy.cli.cluster:supervise",
     "manager": "swarmpy.cli.cluster:manager",
     "worker": "swarmpy.cli.cluster:worker",
     "lb": "swarmpy.cli.cluster:lb",

@@ -64,11 +64,11 @@ def init(redis_url, advertise_addr, state_dir, api_port, heartbeat, workers, lb,
                 break
         except ClientError:
             pass
-        if not bootstrap.running(state).keys() >= {"manager", "worker"}:
+        if "supervisor" not in bootstrap.running(state):
             break
         time.sleep(0.2)
     if node is None:
-        logs = "\n".join(f"--- {n}.log\n{bootstrap.log_tail(state, n)}" for n in ("manager", "worker"))
+        logs = "\n".join(f"--- {n}.log\n{bootstrap.log_tail(state, n)}" for n in ("supervisor", "manager", "worker"))
         bootstrap.stop(state)
         fail(f"the cluster did not come up within 60 s; see {state.run_dir}\n{logs}")
     public_key = bootstrap.ensure_ssh_key(state)
@@ -114,16 +114,32 @@ def leave(state_dir, remove_stacks, force):
             bootstrap.remove_local_networks(cluster_id)
         except Exception as e:
             console.print(f"warning: cannot remove the cluster's networks from this machine: {e}")
-    if config.embedded_redis:
-        bootstrap.remove_state(state)
-    else:
-        for path in (state.config_file, state.token_file):
-            path.unlink(missing_ok=True)
+    for problem in bootstrap.remove_state(state, config.embedded_redis):
+        console.print(f"warning: cannot remove {problem}")
     console.print(f"Node left the cluster (stopped: {', '.join(stopped) or 'nothing was running'}).")
 
 
 down = click.Command("down", callback=leave.callback, params=leave.params,
                      help="Alias of `leave`: stop what `swarmpy init` started on this machine.")
+
+
+@click.command("supervise", hidden=True)
+@state_dir_option
+@click.option("--part", "parts", multiple=True, type=click.Choice(["redis", "manager", "lb", "worker"]),
+              help="A part to run and keep running (repeat).")
+@click.option("--node-id", default=None, help="The node these parts run on (set by `node promote`).")
+@click.option("--local-node", is_flag=True, help="The worker registers this machine's engine as a node.")
+@click.option("--log-level", default="warning", show_default=True)
+def supervise(state_dir, parts, node_id, local_node, log_level):
+    """Run the given parts and restart each when it dies (what `init` and `node promote` start)."""
+    from swarmpy import supervisor
+    _logging(log_level)
+    state = StateDir(state_dir)
+    if not state.exists():
+        fail(f"no cluster config in {state.path}: run `swarmpy init` first")
+    if not parts:
+        fail("nothing to supervise: give --part at least once")
+    supervisor.run(state, list(parts), node_id, local_node)
 
 
 @click.command("manager")
@@ -206,4 +222,4 @@ def lb_status(client, fmt):
     print_table(["LOAD BALANCER", "PORT", "SERVICE", "ENDPOINT", "STATE", "CONNECTIONS"], rows)
 
 
-commands = [init, leave, down, manager, worker, lb]
+commands = [init, leave, down, supervise, manager, worker, lb]

@@ -84,8 +84,14 @@ def join(name, host, state_dir):
 
 
 def _join(made: lab.Lab, client: Client) -> None:
-    """Each lab node joins the cluster over SSH, with the lab's key and its known host keys."""
+    """Each lab node joins the cluster over SSH, with the lab's key and its known host keys. A node
+    already in the cluster (same address and port: an earlier run that stopped half-way) is skipped,
+    so that running it again finishes the job."""
     identity = open(made.identity).read()
+    try:
+        joined = {(n["address"], n.get("ssh_port")): n for n in client.nodes()}
+    except ClientError as e:
+        fail(f"cannot list the cluster's nodes: {e}")
     keys = {}
     for line in open(made.known_hosts).read().splitlines():
         parts = line.split()
@@ -95,6 +101,9 @@ def _join(made: lab.Lab, client: Client) -> None:
         # nodes of other labs than the default one carry the lab's name, so two labs can join one cluster
         name = node.name if made.name == DEFAULT_NAME else f"{made.name}-{node.name}"
         host_key = keys.get(node.address) or keys.get(f"[{node.address}]:{node.ssh_port}")
+        if (node.address, node.ssh_port) in joined:
+            console.print(f"{name} is in the cluster already, as node {joined[node.address, node.ssh_port]['id']}")
+            continue
         try:
             added = client.add_node(name, node.address, node.ssh_port, "root", identity, host_key=host_key)
         except ClientError as e:

@@ -73,9 +73,16 @@ def add(client, name, ssh, identity, labels, accept_host_key, known_hosts):
 @with_client
 def ls(client, fmt):
     """List nodes."""
-    show(fmt, client.nodes(), ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"],
+    show(fmt, client.nodes(), ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION",
+                               "SWARMPY PROCESSES"],
          lambda nodes: [[n["id"], n["hostname"], n["status"].capitalize(), n["availability"].capitalize(),
-                         n["manager_status"], n["engine_version"]] for n in nodes])
+                         n["manager_status"], n["engine_version"], parts_text(n.get("parts", {}))] for n in nodes])
+
+
+def parts_text(parts: dict) -> str:
+    """`manager lb worker`, a part its supervisor is restarting marked so, with its last exit."""
+    return ", ".join(name if p["state"] == "running" else f"{name} ({p['state']}: {p.get('last_exit') or '?'})"
+                     for name, p in parts.items())
 
 
 @group.command("inspect")

@@ -64,17 +64,28 @@ def status(summary: dict, tasks: list[dict]) -> tuple[bool, list[str], list[str]
     return converged, lines, errors
 
 
+ROUTE_GRACE = 15.0  # seconds a converged service may wait for every node to route to it
+
+
 def wait_converged(client: Client, services: list[str], timeout: float = 300.0) -> None:
-    """Show progress until every service converged; exit non-zero with the task errors on timeout."""
+    """Show progress until every service converged (its tasks run, and every node and load balancer
+    routes to them: it answers by name and on its ports); exit non-zero with the task errors on timeout."""
     deadline = time.time() + timeout
     done: dict[str, bool] = {}
     errors: dict[str, list[str]] = {}
+    running_since: dict[str, float] = {}
 
     def frame() -> Group:
         parts = []
         for name in services:
             summary = client.service(name)["summary"]
             converged, lines, errs = status(summary, client.service_tasks(name))
+            if not converged:
+                running_since.pop(name, None)
+            elif not summary.get("routed", True):
+                since = running_since.setdefault(name, time.time())
+                converged = time.time() - since > ROUTE_GRACE
+                lines.append("verify: routes to it on every node" + (" (not all yet: going on)" if converged else ""))
             done[name], errors[name] = converged, errs
             parts.append(Text(name))
             parts += [Text(line) for line in lines]

@@ -36,6 +36,10 @@ def host_key(node: LabNode) -> str:
     return os.path.join(node.dir, "ssh_host_ed25519_key")
 
 
+def state_root(node: LabNode) -> str:
+    return os.path.join(node.dir, "swarmpy")
+
+
 def session_path() -> str:
     """PATH for SSH sessions: this Python's bin first, where the `swarmpy` script is."""
     return f"{os.path.dirname(sys.executable)}:{_SYSTEM_PATH}"
@@ -57,7 +61,8 @@ def config_text(lab: Lab, node: LabNode) -> str:
         "PrintMotd no",
         "MaxStartups 100",
         "MaxSessions 100",
-        f"SetEnv DOCKER_HOST={node.docker_host} PATH={session_path()}",
+        # what swarmpy keeps on a host (a promoted manager's state) stays in the node's own directory
+        f"SetEnv DOCKER_HOST={node.docker_host} PATH={session_path()} SWARMPY_STATE_ROOT={state_root(node)}",
         "Subsystem sftp internal-sftp",
         "",
     ])

@@ -24,13 +24,17 @@ log = logging.getLogger(__name__)
 class Listener:
     """One published port on this host and where its connections go."""
 
-    def __init__(self, route: Route, health: Health):
+    def __init__(self, route: Route, health: Health, shared: bool = False):
         self.route = route
         self.balancer = Balancer(health)
         self.balancer.route = route
         self.server: asyncio.AbstractServer | None = None
         self.udp: asyncio.DatagramTransport | None = None
         self.error: str | None = None
+        # SO_REUSEPORT only among the processes of one load balancer (`--processes N`): otherwise a
+        # port another program (another cluster's load balancer) holds the same way would be
+        # shared with it silently, the kernel splitting connections between the two
+        self.shared = shared
         self.draining: dict[Endpoint, int] = {}
 
     async def open(self, host: str = "0.0.0.0") -> None:
@@ -39,11 +43,11 @@ class Listener:
             if self.route.protocol == "udp":
                 self.udp, _ = await loop.create_datagram_endpoint(lambda: UDPRelay(self.balancer),
                                                                   local_addr=(host, self.route.port),
-                                                                  reuse_port=True)
+                                                                  reuse_port=self.shared)
             else:
                 self.server = await loop.create_server(
                     lambda: ClientSide(self.balancer, self._closed), host, self.route.port,
-                    reuse_address=True, reuse_port=True, backlog=4096)
+                    reuse_address=True, reuse_port=self.shared, backlog=4096)
             self.error = None
         except OSError as e:
             self.error = f"cannot listen on port {self.route.port}/{self.route.protocol}: {e.strerror or e}"

@@ -7,13 +7,19 @@ service has a healthcheck, Docker calls it healthy. A task told to stop
 leaves the table at once: the mesh drains it before the container gets its
 stop signal (the stop job waits for every load balancer to have applied the
 change, see `applied_up_to`).
+
+A port none of whose tasks may take traffic keeps the tasks of nodes still
+declared down (orphaned) as a last resort: their containers may well still run (the
+node was only cut off from the control plane), and the mesh's health checks
+send nothing to those that do not answer. A dead end becomes a chance.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 
-from swarmpy.model import Service, Task, has_healthcheck, takes_traffic
+from swarmpy.model import NodeStatus, Service, Task, TaskState, has_healthcheck, takes_traffic
 from swarmpy.store import Store
 
 STRATEGY_LABEL = "com.swarmpy.lb.strategy"
@@ -43,7 +49,7 @@ class Route:
         return self.port, self.protocol
 
 
-def routes_of(service: Service, tasks: list[Task]) -> list[Route]:
+def routes_of(service: Service, tasks: list[Task], down_nodes: frozenset[str] = frozenset()) -> list[Route]:
     labels = service.spec.deploy.labels
     strategy = "least-conn" if labels.get(STRATEGY_LABEL, "").lower() in ("least-conn", "leastconn") \
         else "round-robin"
@@ -55,14 +61,16 @@ def routes_of(service: Service, tasks: list[Task]) -> list[Route]:
             continue
         route = Route(port=p.published, protocol=p.protocol, service_id=service.id, service_name=service.name,
                       target=p.target, strategy=strategy, proxy_protocol=proxy)
-        for t in sorted(tasks, key=lambda t: (t.slot or 0, t.node_id or "", t.id)):
-            if not takes_traffic(t, needs_health):
-                continue
-            for e in t.endpoints:
-                if e.target == p.target and e.protocol == p.protocol:
-                    route.endpoints.append(Endpoint(e.address, e.port, t.id))
+        ordered = sorted(tasks, key=lambda t: (t.slot or 0, t.node_id or "", t.id))
+        route.endpoints = _endpoints(p, [t for t in ordered if takes_traffic(t, needs_health)]) or \
+            _endpoints(p, [t for t in ordered if t.state == TaskState.ORPHANED and t.node_id in down_nodes])
         routes.append(route)
     return routes
+
+
+def _endpoints(port, tasks: list[Task]) -> list[Endpoint]:
+    return [Endpoint(e.address, e.port, t.id) for t in tasks for e in t.endpoints
+            if e.target == port.target and e.protocol == port.protocol]
 
 
 def table(store: Store) -> dict[tuple[int, str], Route]:
@@ -70,11 +78,21 @@ def table(store: Store) -> dict[tuple[int, str], Route]:
     services = store.list_services()
     published = [s for s in services if any(p.mode == "ingress" and p.published for p in s.spec.ports)]
     tasks = store.tasks_of_services([s.id for s in published])
+    down = frozenset(n.id for n in store.list_nodes() if n.status == NodeStatus.DOWN) if published else frozenset()
     out: dict[tuple[int, str], Route] = {}
     for s in published:
-        for route in routes_of(s, tasks.get(s.id, [])):
+        for route in routes_of(s, tasks.get(s.id, []), down):
             out[route.key] = route
     return out
+
+
+def dump(table: dict[tuple[int, str], Route]) -> str:
+    return json.dumps([asdict(route) for route in table.values()])
+
+
+def load(text: str) -> dict[tuple[int, str], Route]:
+    routes = [Route(**{**r, "endpoints": [Endpoint(**e) for e in r["endpoints"]]}) for r in json.loads(text)]
+    return {route.key: route for route in routes}
 
 
 def relevant(event: dict) -> bool:

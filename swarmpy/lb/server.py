@@ -8,6 +8,11 @@ second, and at once after each change, the load balancer writes its status
 to the store: its ports and endpoints, and up to which change it has applied
 (the stop of a task waits for every load balancer to have drained it).
 
+The data plane outlives the control plane: while the store does not answer,
+the table stays as it was (and the health checks keep judging its
+endpoints); a load balancer that starts while the store is away serves the
+last table it applied, kept in its state dir.
+
 With `--processes N`, N processes share each port (SO_REUSEPORT), one per core.
 """
 
@@ -21,6 +26,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 from swarmpy.lb import routes
 from swarmpy.lb.proxy import Health, Listener
@@ -43,11 +49,31 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 class Mesh:
-    def __init__(self, store: Store, lb_id: str, node_id: str | None, host: str = "0.0.0.0"):
+    def __init__(self, store: Store, lb_id: str, node_id: str | None, host: str = "0.0.0.0",
+                 table_file: Path | None = None, shared: bool = False):
         self.store, self.lb_id, self.node_id, self.host = store, lb_id, node_id, host
+        self.shared = shared  # the ports are shared with sibling processes (SO_REUSEPORT)
         self.listeners: dict[tuple[int, str], Listener] = {}
         self.health = Health()
         self.applied_at = 0.0
+        self.table_file = table_file
+
+    def keep(self, table: dict[tuple[int, str], routes.Route]) -> None:
+        """The table as last applied, for a restart while the store is away."""
+        if self.table_file is None:
+            return
+        try:
+            tmp = self.table_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(routes.dump(table))
+            tmp.replace(self.table_file)
+        except OSError as e:
+            log.warning("lb: cannot keep the table in %s: %s", self.table_file, e)
+
+    def kept(self) -> dict[tuple[int, str], routes.Route] | None:
+        try:
+            return routes.load(self.table_file.read_text()) if self.table_file else None
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
 
     async def apply(self, table: dict[tuple[int, str], routes.Route], applied_at: float) -> None:
         for key in list(self.listeners):
@@ -58,7 +84,7 @@ class Mesh:
             if listener is None or listener.error:
                 if listener is not None:
                     listener.close()
-                listener = self.listeners[key] = Listener(route, self.health)
+                listener = self.listeners[key] = Listener(route, self.health, self.shared)
                 await listener.open(self.host)
             else:
                 listener.update(route)
@@ -105,13 +131,19 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
                 changed_at = max(float(e.get("time", 0)) for e in hits)
             table = routes.table(store)
             asyncio.run_coroutine_threadsafe(mesh.apply(table, changed_at), loop).result(timeout=30)
+            mesh.keep(table)
         except Exception as e:
-            log.warning("lb: cannot follow the store (%s); retrying", e)
+            log.warning("lb: cannot follow the store (%s); retrying, the table as it is", e)
+            if not mesh.applied_at and (kept := mesh.kept()) is not None:
+                log.warning("lb: serving the table kept from before the start (%d ports)", len(kept))
+                asyncio.run_coroutine_threadsafe(mesh.apply(kept, 0.0), loop).result(timeout=30)
+                mesh.applied_at = -1.0  # applied, from the past: nothing is acknowledged with it
             first = True
             stop.wait(1.0)
 
 
-def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: int | None = None) -> None:
+def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: int | None = None,
+          shared: bool = False) -> None:
     if parent is not None:
         die_with_parent(parent)
     state = StateDir(state_path)
@@ -119,7 +151,7 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
     lb_id = f"{socket.gethostname()}.{os.getpid()}"
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
-    mesh = Mesh(store, lb_id, node_id, host)
+    mesh = Mesh(store, lb_id, node_id, host, state.run_dir / "lb-table.json", shared)
     stop = threading.Event()
     threading.Thread(target=follow_store, args=(store, mesh, loop, stop), name="lb-follow", daemon=True).start()
     loop.create_task(mesh.report_forever())
@@ -145,7 +177,7 @@ def run(state: StateDir, node_id: str | None = None, processes: int = 1, host: s
     spawn = multiprocessing.get_context("spawn")
 
     def start() -> multiprocessing.Process:
-        child = spawn.Process(target=serve, args=(str(state.path), node_id, host, os.getpid()), daemon=True)
+        child = spawn.Process(target=serve, args=(str(state.path), node_id, host, os.getpid(), True), daemon=True)
         child.start()
         return child
     children = [start() for _ in range(processes)]

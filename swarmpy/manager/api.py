@@ -8,6 +8,7 @@ Every request carries the cluster token (`Authorization: Bearer ...`), or gets
 from __future__ import annotations
 
 import hmac
+import os
 from typing import Any
 
 from flask import Flask, Response, jsonify, request, stream_with_context
@@ -88,7 +89,17 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     @app.get("/health")
     def health():
-        return jsonify(ok=True)
+        """This manager answers; with it, what each part its supervisor runs here is doing (read
+        from this machine, so that it holds while the store does not answer)."""
+        status = ctx.state.read_parts() if ctx.state else None
+        parts = status["parts"] if status else {"manager": {"state": "running", "pid": os.getpid()}}
+        try:
+            store.ping()
+            reached = True
+        except Exception:  # noqa: BLE001 - any fault of the store is an answer here
+            reached = False
+        ok = reached and all(p["state"] == "running" for p in parts.values())
+        return jsonify(ok=ok, manager_id=ctx.manager_id, store=reached, parts=parts), 200 if ok else 503
 
     # ---------------------------------------------------------------- cluster
 
@@ -110,8 +121,8 @@ def create_app(ctx: ManagerContext) -> Flask:
     # ---------------------------------------------------------------- nodes
 
     def node_listing():
-        managers, leader = store.alive("manager"), store.lease_holder("leader")
-        return [views.node_view(n, managers, leader) for n in store.list_nodes()]
+        managers, leader, supervisors = store.alive("manager"), store.lease_holder("leader"), store.alive("supervisor")
+        return [views.node_view(n, managers, leader, supervisors) for n in store.list_nodes()]
 
     @app.get("/nodes")
     def list_nodes():
@@ -278,12 +289,23 @@ def create_app(ctx: ManagerContext) -> Flask:
         service = store.find_service(ref)
         d = service.to_dict()
         d["summary"] = service_listing([service])[0]
+        d["summary"]["routed"] = routed(service)
         d["update_status"] = store.get_update_status(service.id)
         d["endpoints"] = [t["endpoints"] for t in task_listing([service]) if t["state"] == "running"]
         d["endpoint"] = service_endpoint(service)
         d["lb"] = {lb_id: {p: v for p, v in status.get("ports", {}).items() if v.get("service_id") == service.id}
                    for lb_id, status in store.lb_statuses().items()}
         return jsonify(d)
+
+    def routed(service: Service) -> bool:
+        """Does every load balancer and node that sends to the service know its serving tasks (by its
+        VIP, its name, its published ports)? A deploy is done when the service answers there."""
+        needs_health = has_healthcheck(service.spec)
+        serving = [t for t in store.tasks_of_service(service.id) if takes_traffic(t, needs_health)]
+        if not serving:
+            return True
+        return not store.routes_behind(max(t.updated_at for t in serving), {n.id for n in service.networks},
+                                       any(p.mode == "ingress" and p.published for p in service.spec.ports))
 
     def service_endpoint(service: Service) -> dict:
         """Its VIP on each network (Swarm's `Endpoint.VirtualIPs`) and the addresses behind it."""

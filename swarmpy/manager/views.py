@@ -72,7 +72,19 @@ def manager_status(node: Node, managers: dict[str, dict], leader: str | None) ->
     return "Reachable" if here else "Unreachable"
 
 
-def node_view(node: Node, managers: dict[str, dict], leader: str | None) -> dict[str, Any]:
+def node_parts(node: Node, supervisors: dict[str, dict]) -> dict[str, dict]:
+    """The swarmpy processes running on the node, as its supervisor reports them (a node without
+    one runs none: a worker node is reached over SSH)."""
+    parts = {}
+    for info in supervisors.values():
+        if info.get("node_id") == node.id:
+            parts.update(info.get("parts", {}))
+    return parts
+
+
+def node_view(node: Node, managers: dict[str, dict], leader: str | None,
+              supervisors: dict[str, dict] | None = None) -> dict[str, Any]:
     d = node.to_dict()
     d["manager_status"] = manager_status(node, managers, leader)
+    d["parts"] = node_parts(node, supervisors or {})
     return d

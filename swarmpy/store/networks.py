@@ -215,6 +215,14 @@ class NetworkRecords(StoreBase):
         prefix = len(self.key("net", "status", ""))
         return {k[prefix:]: json.loads(v) for k, v in zip(keys, values) if v}
 
+    def routes_behind(self, since: float, networks: set[str], ingress: bool) -> bool:
+        """Has some sender of traffic not applied the changes up to `since` yet: a node's programmer
+        with one of `networks` there (VIPs, names), or, when `ingress`, a load balancer?"""
+        if ingress and any(s.get("applied_at", 0) < since for s in self.lb_statuses().values()):
+            return True
+        return bool(networks) and any(s.get("applied_at", 0) < since for s in self.net_statuses().values()
+                                      if networks & set(s.get("networks") or ()))
+
     def forget_net_status(self, node_id: str) -> None:
         self.redis.delete(self.key("net", "status", node_id))
 

@@ -81,9 +81,17 @@ class NodeRecords(StoreBase):
             self.publish("node", "remove", id, pipeline=p)
             p.execute()
 
-    def record_heartbeat(self, node_id: str, ok: bool, message: str = "", pipeline=None) -> None:
-        """What a watcher saw of a node's engine: reachable (`ok`) or not, and when."""
-        report = _dumps({"ok": ok, "time": time.time(), "message": message})
+    def record_heartbeat(self, node_id: str, ok: bool, message: str = "", pipeline=None,
+                         conclusive: bool = True, since: float | None = None) -> None:
+        """What a watcher saw of a node's engine: reachable (`ok`) or not, and when. A failure is
+        `conclusive` when it is evidence about the node (its engine refused, its host vanished), not
+        when the engine only answered too slowly while its host still answers (then `since`: when
+        that began)."""
+        now = time.time()
+        report = {"ok": ok, "time": now, "message": message}
+        if not ok and not conclusive:
+            report.update(conclusive=False, since=since or now)
+        report = _dumps(report)
         (pipeline or self.redis).hset(self.key("node", "report"), node_id, report)
 
     def heartbeats(self) -> dict[str, dict[str, Any]]:

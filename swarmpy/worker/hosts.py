@@ -1,10 +1,12 @@
 """Starting and stopping swarmpy's own processes on a node over SSH: a manager
-(with its worker) when the node is promoted, a load balancer when asked.
+(with its load balancer and worker) when the node is promoted, a load balancer
+alone when asked. One supervisor on the node runs them and restarts what dies.
 
-The node gets a state dir of its own (`/var/lib/swarmpy/node-<id>`, so that
-hosts sharing a filesystem, like the lab's, never step on each other) with
-the cluster's config pointed at the same Redis, its token and its key,
-written over SFTP with mode 0600 and never put on a command line.
+The node gets a state dir of its own (`/var/lib/swarmpy/node-<id>`, or under
+`$SWARMPY_STATE_ROOT` when the host's sessions set it, as the lab's nodes do:
+they share this machine's filesystem) with the cluster's config pointed at the
+same Redis, its token and its key, written over SFTP with mode 0600 and never
+put on a command line.
 """
 
 from __future__ import annotations
@@ -19,10 +21,15 @@ from swarmpy.worker.context import current
 from swarmpy.worker.engine import EngineError, SSHTarget, run_command, ssh_connect, write_files
 
 REMOTE_ROOT = "/var/lib/swarmpy"
+SUPERVISOR = "supervisor"
 
 
-def remote_state_dir(node: Node) -> str:
-    return f"{REMOTE_ROOT}/node-{node.id}"
+def remote_state_dir(session, node: Node) -> str:
+    code, out, err = run_command(session, f'echo "${{SWARMPY_STATE_ROOT:-{REMOTE_ROOT}}}"')
+    root = out.strip()
+    if code != 0 or not root.startswith("/"):
+        raise HostError(f"cannot tell where swarmpy's state goes on this host: {err.strip() or out.strip()}")
+    return f"{root}/node-{node.id}"
 
 
 def _session(node: Node):
@@ -41,11 +48,17 @@ def _start(session, state_dir: str, name: str, args: str) -> tuple[int, str, str
     return run_command(session, command)
 
 
-def _stop(session, state_dir: str, name: str, later: bool = False) -> None:
+def _stop(session, state_dir: str, name: str, later: bool = False, remove_state: bool = False) -> None:
+    """SIGTERM (a supervisor stops its parts), then SIGKILL; only a process of this state dir
+    (a pid file may outlive its process, and its pid go to another)."""
     pid = f"{state_dir}/run/{name}.pid"
-    script = (f"if [ -f {pid} ]; then p=$(cat {pid}); kill $p 2>/dev/null; "
-              f"for i in $(seq 50); do kill -0 $p 2>/dev/null || break; sleep 0.2; done; "
-              f"kill -9 $p 2>/dev/null; rm -f {pid}; fi")
+    script = (f"if [ -f {pid} ]; then p=$(cat {pid}); "
+              f"if tr '\\0' '\\n' < /proc/$p/cmdline 2>/dev/null | grep -qxF {shlex.quote(state_dir)}; then "
+              f"kill $p 2>/dev/null; "
+              f"for i in $(seq 100); do kill -0 $p 2>/dev/null || break; sleep 0.2; done; "
+              f"kill -9 $p 2>/dev/null; fi; rm -f {pid}; fi")
+    if remove_state:  # what promote wrote there: the cluster's keys, token, and Redis password
+        script += f"; rm -rf {shlex.quote(state_dir)}"
     if later:
         script = f"setsid nohup sh -c {shlex.quote('sleep 2; ' + script)} >/dev/null 2>&1 < /dev/null &"
     run_command(session, script, timeout=20)
@@ -84,7 +97,7 @@ def _on_host(node_id: str, steps) -> dict:
     try:
         session = _session(node)
         try:
-            return {"ok": True, **(steps(session, node, remote_state_dir(node)) or {})}
+            return {"ok": True, **(steps(session, node, remote_state_dir(session, node)) or {})}
         finally:
             session.close()
     except (EngineError, HostError) as e:
@@ -97,29 +110,45 @@ def _start_checked(session, state_dir: str, name: str, args: str) -> None:
         raise HostError(err.strip() or f"starting swarmpy {name} failed ({code})")
 
 
+def _supervise(node: Node, *parts: str) -> str:
+    return " ".join(["supervise", *(f"--part {p}" for p in parts), "--node-id", shlex.quote(node.id)])
+
+
+def _parts_running(session, state_dir: str) -> str:
+    """The command line of the node's supervisor, if one runs ('' when none does)."""
+    pid = f"{state_dir}/run/{SUPERVISOR}.pid"
+    _, out, _ = run_command(session, f"[ -f {pid} ] && tr '\\0' ' ' < /proc/$(cat {pid})/cmdline 2>/dev/null; true")
+    return out
+
+
 def start_manager(node_id: str) -> dict:
     def steps(session, node, state_dir):
         remote = _write_state(session, node, state_dir, with_api=True)
-        _start_checked(session, state_dir, "manager", f"manager --node-id {shlex.quote(node.id)}")
-        _start_checked(session, state_dir, "worker", "worker")
+        if "--part manager" not in _parts_running(session, state_dir):
+            _stop(session, state_dir, SUPERVISOR)  # a load balancer alone, say: the manager's comes with it
+            _start_checked(session, state_dir, SUPERVISOR, _supervise(node, "manager", "lb", "worker"))
         return {"api_url": remote["api_url"], "log": f"{state_dir}/run/manager.log"}
     return _on_host(node_id, steps)
 
 
 def stop_manager(node_id: str) -> dict:
-    def steps(session, node, state_dir):
-        _stop(session, state_dir, "manager")
-        # this job may run in that very worker: it stops a moment after the job has answered
-        _stop(session, state_dir, "worker", later=True)
-    return _on_host(node_id, steps)
+    """Stop the node's manager and remove the state promote wrote (a demoted node keeps no keys)."""
+    # this job may run in that very worker: it all stops a moment after the job has answered
+    return _on_host(node_id, lambda session, node, state_dir: _stop(session, state_dir, SUPERVISOR, later=True,
+                                                                     remove_state=True))
 
 
 def start_lb(node_id: str) -> dict:
     def steps(session, node, state_dir):
+        if "--part lb" in _parts_running(session, state_dir):
+            return
         _write_state(session, node, state_dir, with_api=False)
-        _start_checked(session, state_dir, "lb", f"lb --node-id {shlex.quote(node.id)}")
+        _start_checked(session, state_dir, SUPERVISOR, _supervise(node, "lb"))
     return _on_host(node_id, steps)
 
 
 def stop_lb(node_id: str) -> dict:
-    return _on_host(node_id, lambda session, node, state_dir: _stop(session, state_dir, "lb"))
+    def steps(session, node, state_dir):
+        if "--part manager" not in _parts_running(session, state_dir):  # a manager keeps its own
+            _stop(session, state_dir, SUPERVISOR)
+    return _on_host(node_id, steps)

@@ -288,14 +288,8 @@ def _still_routed_to(task: Task, now: float) -> bool:
     out before the task stops, so that no new connection meets a stopping server."""
     if now > task.desired_at + DRAIN_WAIT:
         return False
-    store = current().store
-    if any(e.mode == "ingress" for e in task.endpoints) and any(
-            status.get("applied_at", 0) < task.desired_at for status in store.lb_statuses().values()):
-        return True
-    networks = {a.network_id for a in task.attachments}
-    return bool(networks) and any(status.get("applied_at", 0) < task.desired_at
-                                  for status in store.net_statuses().values()
-                                  if networks & set(status.get("networks") or ()))
+    return current().store.routes_behind(task.desired_at, {a.network_id for a in task.attachments},
+                                         any(e.mode == "ingress" for e in task.endpoints))
 
 
 def remove_container(node_id: str, container_id: str) -> str:

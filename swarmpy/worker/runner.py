@@ -135,7 +135,9 @@ def make_context(state: StateDir) -> WorkerContext:
 
 def job_process(state_path: str, parent: int, threads: int, per_node: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us with SIGTERM
-    die_with_parent(parent)
+    # a job process without its worker would go on taking jobs that the next worker's processes
+    # take too: it goes at once, and its unfinished jobs are retried
+    die_with_parent(parent, signal.SIGKILL)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
     state = StateDir(state_path)
     ctx = make_context(state)

@@ -17,8 +17,11 @@ there are stopped and removed, deaths missed while away are recorded.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
+
+import requests
 
 from swarmpy.model import DesiredState, Node, TaskState
 from swarmpy.store import NotFound
@@ -49,6 +52,7 @@ class NodeWatcher(threading.Thread):
         self.stop_event = threading.Event()
         self.stream_broken = threading.Event()
         self.connected = False
+        self.slow_since: float | None = None  # when the engine began to answer only too slowly
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -101,9 +105,9 @@ class NodeWatcher(threading.Thread):
             ping(client)
         except Exception as e:
             self.engines.drop(node.id)
-            self.store.record_heartbeat(node.id, False, f"engine unreachable: {_short(e)}")
+            self.report_failure(node, e)
             return
-        self.connected = True
+        self.connected, self.slow_since = True, None
         self.stream_broken.clear()
         self.store.record_heartbeat(node.id, True)
         threading.Thread(target=self.follow_events, args=(node, client), name=f"events-{node.id[:8]}",
@@ -115,6 +119,7 @@ class NodeWatcher(threading.Thread):
         for attempt in range(CONFIRM_PINGS):
             try:
                 ping(self.engines.client(node))
+                self.slow_since = None
                 if not self.stream_broken.is_set():
                     self.store.record_heartbeat(node.id, True)
                     return
@@ -124,13 +129,27 @@ class NodeWatcher(threading.Thread):
                 self.connect(node)
                 return
             except Exception as e:
-                self.engines.drop(node.id)
                 error = e
+                if not _timed_out(e):
+                    self.engines.drop(node.id)
                 if attempt + 1 < CONFIRM_PINGS:
                     self.stop_event.wait(CONFIRM_INTERVAL)
-        self.connected = False
+        if self.report_failure(node, error):
+            self.connected = False
+            self.engines.drop(node.id)
+
+    def report_failure(self, node: Node, error: Exception) -> bool:
+        """Report a failed contact with the engine; True when it is evidence the node is unreachable."""
+        if _timed_out(error) and host_answers(node):
+            # slow, not gone: the host's sshd greets us (a busy engine, a slow login shell there)
+            self.slow_since = self.slow_since or time.time()
+            self.store.record_heartbeat(node.id, False, f"engine answers too slowly: {_short(error)}",
+                                        conclusive=False, since=self.slow_since)
+            log.warning("node %s (%s): engine slow, host reachable: %s", node.hostname, node.id, _short(error))
+            return False
         self.store.record_heartbeat(node.id, False, f"engine unreachable: {_short(error)}")
         log.warning("node %s (%s): unreachable: %s", node.hostname, node.id, _short(error))
+        return True
 
     def follow_events(self, node: Node, client) -> None:
         try:
@@ -206,6 +225,23 @@ class NodeWatcher(threading.Thread):
             if task.state == TaskState.RUNNING and task.id not in by_task and task.updated_at < listed_at - 1:
                 self.store.update_task_status(task.id, TaskState.FAILED, message="failed",
                                               error="container disappeared")
+
+
+def _timed_out(error: Exception) -> bool:
+    return isinstance(error, (TimeoutError, requests.exceptions.Timeout)) or "timed out" in str(error).lower()
+
+
+def host_answers(node: Node, timeout: float = PING_TIMEOUT) -> bool:
+    """The node's host is there: its sshd greets a new connection (no login, no shell), or, for
+    this machine's own engine, the machine is the one asking."""
+    if node.ssh_user is None:
+        return True
+    try:
+        with socket.create_connection((node.address, node.ssh_port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
 
 
 def _short(error: Exception) -> str:

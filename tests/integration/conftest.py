@@ -50,6 +50,7 @@ def lab(lab_machine):
         swarmpy_lab.down(LAB_NAME)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
         if {"lab", "lab_machine"} & set(getattr(item, "fixturenames", ())):

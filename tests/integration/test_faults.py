@@ -1,11 +1,11 @@
-"""Faults the cluster survives: a worker killed in the middle of a job, Redis restarted."""
+"""Faults the cluster survives, each injected for real with requests flowing through the mesh: a
+job process killed in the middle of a job, Redis, the worker, the load balancer SIGKILLed."""
 
 from __future__ import annotations
 
 import io
 import os
 import signal
-import subprocess
 import tarfile
 import time
 
@@ -17,8 +17,10 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
+from swarmpy import bootstrap
 from swarmpy.settings import StateDir
 from tests.integration.cluster import wait_for
+from tests.integration.test_mesh import RequestStream, served_by
 
 BIG_IMAGE = "swarmpy/test-big:1"
 
@@ -91,25 +93,101 @@ services:
         cluster.engine("node2").images.remove(big_image, force=True)
 
 
-def test_redis_restart_loses_nothing(cluster, tmp_path):
-    path = cluster.write_stack(tmp_path, """
+STURDY = """
 services:
   web:
     image: swarmpy/busybox:latest
-    command: ["sleep", "3600"]
-    stop_grace_period: 1s
-    deploy: {replicas: 2}
-""")
-    cluster.deploy(path, "aof")
-    state = StateDir(cluster.state_dir)
-    conf = state.redis_dir / "redis.conf"
+    command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -p 80 -h /www"]
+    ports: ["18470:80"]
+    stop_grace_period: 2s
+    deploy:
+      replicas: 3
+"""
+PORT = 18470
+
+
+def pid_of(cluster, part: str) -> int:
     try:
-        _redis(cluster).shutdown()  # with AOF on, everything written so far is on disk
-        time.sleep(2)
-        subprocess.run(["redis-server", str(conf)], check=True, capture_output=True)
-        wait_for(lambda: cluster.cli("service", "ls", check=False).returncode == 0, 20, what="the API")
-        assert cluster.services("aof")["aof_web"]["replicas"] == "2/2"
-        cluster.cli("service", "scale", "aof_web=4")
-        assert sum(cluster.running("aof").values()) == 4
-    finally:
-        cluster.cli("stack", "rm", "aof")
+        return int((StateDir(cluster.state_dir).run_dir / f"{part}.pid").read_text())
+    except (OSError, ValueError):
+        return 0  # between a death and the next start
+
+
+def restarted(cluster, part: str, old: int) -> bool:
+    pid = pid_of(cluster, part)
+    return pid not in (0, old) and bootstrap.alive(pid)
+
+
+@pytest.fixture
+def sturdy(cluster, tmp_path):
+    """Three web tasks behind the mesh, and a stream of requests to them through this machine's port."""
+    cluster.deploy(cluster.write_stack(tmp_path, STURDY), "sturdy")
+    stream = RequestStream(PORT)
+    stream.start()
+    yield stream
+    stream.stop()
+    cluster.cli("stack", "rm", "sturdy", check=False)
+
+
+def assert_unharmed(cluster, stream: RequestStream, replicas: int = 3) -> None:
+    """No request failed, no node was declared down, no task orphaned, one container per task."""
+    stream.stop()
+    assert not stream.failures, f"{len(stream.failures)} of {len(stream.failures) + len(stream.served)} " \
+                                f"requests failed: {stream.failures[:5]}"
+    assert len(stream.served) > 100
+    assert {n["hostname"]: n["status"] for n in cluster.json("node", "ls")} == \
+        {n: "ready" for n in ("node1", "node2", "node3", cluster.local_node)}
+    states = [t["state"] for t in cluster.tasks("sturdy_web")]
+    assert "orphaned" not in states and states.count("running") == replicas
+    assert sum(len(v) for v in cluster.containers("sturdy", running_only=False).values()) == replicas
+
+
+def test_redis_killed_costs_no_request_no_node_and_no_write(cluster, sturdy):
+    old = pid_of(cluster, "redis")
+    os.kill(old, signal.SIGKILL)  # with AOF on (fsync every second), what was written is on disk
+    wait_for(lambda: restarted(cluster, "redis", old), 10, what="its supervisor to start redis again")
+    wait_for(lambda: cluster.cli("service", "ls", check=False).returncode == 0, 20, what="the API")
+    time.sleep(20)  # more than three heartbeat periods: long enough to declare every node down, wrongly
+    assert_unharmed(cluster, sturdy)
+    cluster.cli("service", "scale", "sturdy_web=4")
+    assert sum(cluster.running("sturdy").values()) == 4
+
+
+def test_the_worker_killed_comes_back_without_duplicates(cluster, sturdy):
+    old = pid_of(cluster, "worker")
+    job_processes = children_of(old)
+    assert job_processes
+    os.kill(old, signal.SIGKILL)
+    # its job processes go with it (they would take jobs the next worker's processes take too)
+    wait_for(lambda: not any(bootstrap.alive(p) for p in job_processes), 5, what="the job processes to go")
+    wait_for(lambda: restarted(cluster, "worker", old), 10, what="its supervisor to start the worker again")
+    time.sleep(16)  # more than three heartbeat periods without the watchers the worker ran
+    cluster.cli("service", "scale", "sturdy_web=5")
+    assert_unharmed(cluster, sturdy, replicas=5)
+
+
+def test_the_load_balancer_killed_is_back_within_two_seconds(cluster, sturdy):
+    old = pid_of(cluster, "lb")
+    time.sleep(1)
+    os.kill(old, signal.SIGKILL)
+    killed = time.time()
+    sturdy.stop()
+    wait_for(lambda: served_by(PORT, 1), 10, interval=0.02, what="the port to answer again")
+    assert time.time() - killed < 2.0
+    assert restarted(cluster, "lb", old)
+    health = cluster.json("node", "ls")
+    parts = {n["hostname"]: n["parts"] for n in health}[cluster.local_node]
+    assert parts["lb"]["restarts"] >= 1 and "SIGKILL" in parts["lb"]["last_exit"]
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found

@@ -168,3 +168,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_orphaned_tasks_of_nodes_still_down_are_the_last_resort():
+    orphans = [task(1, state=TaskState.ORPHANED), task(2, state=TaskState.ORPHANED)]
+    orphans[0].node_id, orphans[1].node_id = "down", "back"
+    # no task may take traffic: the orphans of nodes still down keep the port answering
+    (route,) = routes_of(service(), orphans, frozenset({"down"}))
+    assert [e.task_id for e in route.endpoints] == ["t1"]
+    # a running task is always preferred
+    (route,) = routes_of(service(), [*orphans, task(3)], frozenset({"down"}))
+    assert [e.task_id for e in route.endpoints] == ["t3"]
+
+
+def test_the_table_kept_on_disk_reads_back_the_same():
+    from swarmpy.lb.routes import dump, load
+    routes = routes_of(service(labels={"com.swarmpy.lb.strategy": "least-conn"}), [task(1), task(2)])
+    table = {r.key: r for r in routes}
+    assert load(dump(table)) == table
