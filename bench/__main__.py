@@ -1,4 +1,5 @@
-"""python -m bench all | converge1 | converge3 | heal | nodeloss | scheduler | control | mesh | overlay [--runs N] [--small]
+"""python -m bench all | converge1 | converge3 | heal | nodeloss | scheduler | control | mesh | overlay | failover
+    [--runs N] [--small]
 
 Sets up what it needs (a lab named `bench`, a swarmpy cluster on it, Docker Swarm
 on the same engines), runs each figure several times alternating swarmpy and its
@@ -12,11 +13,11 @@ import argparse
 import sys
 import time
 
-from bench import control, converge, heal, mesh, overlay, scheduler
+from bench import control, converge, failover, heal, mesh, overlay, scheduler
 from bench.common import BenchError, Figure, table, write_results
 from bench.env import environment
 
-FIGURES = ["converge1", "converge3", "heal", "nodeloss", "scheduler", "control", "mesh", "overlay"]
+FIGURES = ["converge1", "converge3", "heal", "nodeloss", "scheduler", "control", "mesh", "overlay", "failover"]
 
 
 def run(names: list[str], runs: int, small: bool) -> list[Figure]:
@@ -48,6 +49,8 @@ def run(names: list[str], runs: int, small: bool) -> list[Figure]:
                 figures += mesh.run(env, runs, duration=2 if small else 8)
             elif name == "overlay":
                 figures += overlay.run(env, runs, duration=2 if small else 8)
+            elif name == "failover":
+                figures += failover.run(env, runs)
             print(f"bench: {name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     return figures
 

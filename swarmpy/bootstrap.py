@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from swarmpy.settings import DEFAULT_API_PORT, DEFAULT_REDIS_PORT, ClusterConfig, StateDir
+from swarmpy.store import replication
 from swarmpy.vault import Vault
 
 
@@ -52,24 +53,41 @@ def ensure_ssh_key(state: StateDir) -> str:
     return public.read_text().strip()
 
 
-def embedded_redis(state: StateDir, advertise_addr: str, port: int = DEFAULT_REDIS_PORT) -> str:
-    """The config of a redis-server owned by this cluster (its supervisor runs it): AOF under the
-    state dir, a password, bound to the advertise address (so promoted managers reach it) and
-    loopback. Returns its URL."""
+def free_port(binds: list[str], port: int) -> int:
+    while not all(port_free(b, port) for b in binds):
+        port += 1
+    return port
+
+
+def embedded_redis(state: StateDir, advertise_addr: str, port: int = DEFAULT_REDIS_PORT) -> tuple[str, list[str]]:
+    """The configs of a redis-server owned by this cluster and of a Sentinel watching it (their
+    supervisor runs them): AOF under the state dir, a password, bound to the advertise address
+    (so promoted managers reach them) and loopback. Returns the Redis URL and the Sentinel's
+    address."""
     if shutil.which("redis-server") is None:
         raise BootstrapError("redis-server is not installed (apt-get install redis-server), "
                              "or give an existing one with --redis URL")
     binds = ["127.0.0.1"] + ([advertise_addr] if advertise_addr not in ("127.0.0.1", "localhost") else [])
-    while not all(port_free(b, port) for b in binds):
-        port += 1
+    port = free_port(binds, port)
+    sentinel_port = free_port(binds, replication.DEFAULT_SENTINEL_PORT)
     password = secrets.token_urlsafe(24)
-    state.redis_dir.mkdir(parents=True, exist_ok=True)
-    state.run_dir.mkdir(parents=True, exist_ok=True)
-    state.write_secret_file(state.redis_dir / "redis.conf", "\n".join([
-        f"port {port}", f"bind {' '.join(binds)}", "protected-mode no", f"requirepass {password}",
-        "appendonly yes", "appendfsync everysec", f"dir {state.redis_dir}",
-        f"logfile {state.run_dir / 'redis.log'}", "daemonize no", ""]))
-    return f"redis://:{quote(password, safe='')}@{binds[-1]}:{port}/0"
+    for directory in (state.redis_dir, state.sentinel_dir, state.run_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    state.write_secret_file(state.redis_dir / "redis.conf", replication.redis_conf(
+        port, binds, password, str(state.redis_dir), str(state.run_dir / "redis.log"), announce=binds[-1]))
+    state.write_secret_file(state.sentinel_dir / "sentinel.conf", replication.sentinel_conf(
+        sentinel_port, binds, password, str(state.sentinel_dir), str(state.run_dir / "sentinel.log"),
+        announce=binds[-1], master=(binds[-1], port), sentinel_count=1))
+    return f"redis://:{quote(password, safe='')}@{binds[-1]}:{port}/0", [f"{binds[-1]}:{sentinel_port}"]
+
+
+def _master_known(config: ClusterConfig) -> bool:
+    import redis
+    try:
+        replication.master_address(config)
+        return True
+    except (redis.RedisError, OSError):
+        return False
 
 
 def _redis_answers(url: str) -> bool:
@@ -101,7 +119,7 @@ def spawn(state: StateDir, name: str, args: list[str]) -> int:
 
 
 def parts_of(config: ClusterConfig, lb: bool) -> list[str]:
-    return [*(["redis"] if config.embedded_redis else []), "manager", *(["lb"] if lb else []), "worker"]
+    return [*(["redis", "sentinel"] if config.embedded_redis else []), "manager", *(["lb"] if lb else []), "worker"]
 
 
 def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: int = DEFAULT_API_PORT,
@@ -123,20 +141,22 @@ def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: 
     # from choosing a free port for the embedded Redis until it listens there, no other cluster of
     # this machine chooses one (two `init`s at once would both take the first free port)
     with _machine_lock("ports"):
+        sentinels = []
         if embedded:
-            redis_url = embedded_redis(state, advertise_addr)
+            redis_url, sentinels = embedded_redis(state, advertise_addr)
         config = ClusterConfig(redis_url=redis_url, api_url=f"http://{advertise_addr}:{api_port}",
                                advertise_addr=advertise_addr, api_port=api_port, embedded_redis=embedded,
                                heartbeat=heartbeat, workers=workers, default_addr_pool=addr_pool,
-                               subnet_size=subnet_size)
+                               subnet_size=subnet_size, sentinels=sentinels)
         state.save(config)
         spawn(state, "supervisor", ["supervise", "--local-node", *(f"--part={p}" for p in parts_of(config, lb))])
         if embedded:
             try:
                 _wait(lambda: _redis_answers(redis_url), 10, "the embedded redis-server did not answer")
+                _wait(lambda: _master_known(config), 10, "the embedded Redis Sentinel did not answer")
             except BootstrapError as e:
                 stop(state)
-                raise BootstrapError(f"{e}: {log_tail(state, 'redis')}") from None
+                raise BootstrapError(f"{e}: {log_tail(state, 'redis')}\n{log_tail(state, 'sentinel')}") from None
     return config
 
 
@@ -162,8 +182,9 @@ def _pid(state: StateDir, name: str) -> int | None:
 
 def _is_ours(pid: int, state: StateDir, name: str) -> bool:
     try:
-        if name == "redis":  # redis-server rewrites its title; it runs in its data dir
-            return os.path.realpath(f"/proc/{pid}/cwd") == os.path.realpath(state.redis_dir)
+        if name in ("redis", "sentinel"):  # redis-server rewrites its title; it runs in its data dir
+            home = state.redis_dir if name == "redis" else state.sentinel_dir
+            return os.path.realpath(f"/proc/{pid}/cwd") == os.path.realpath(home)
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return str(state.path).encode() in f.read().split(b"\0")
     except OSError:
@@ -181,7 +202,7 @@ def alive(pid: int | None) -> bool:
         return False
 
 
-PROCESSES = ("supervisor", "manager", "lb", "worker", "redis")
+PROCESSES = ("supervisor", "manager", "lb", "worker", "sentinel", "redis")
 
 
 def running(state: StateDir) -> dict[str, int]:
@@ -212,7 +233,7 @@ def remove_state(state: StateDir, embedded_redis: bool) -> list[str]:
     user's, the vault key and SSH key stay: that store still holds what they open. Returns what
     could not go."""
     paths = [state.config_file, state.token_file, state.run_dir,
-             *([state.key_file, state.ssh_dir, state.redis_dir] if embedded_redis else [])]
+             *([state.key_file, state.ssh_dir, state.redis_dir, state.sentinel_dir] if embedded_redis else [])]
     problems = []
     for path in paths:
         try:
@@ -243,7 +264,7 @@ def cluster_id(state: StateDir) -> str | None:
 
     from swarmpy.store import Store
     try:
-        return Store.from_url(state.load().redis_url, socket_timeout=3).cluster_info().get("id")
+        return Store.from_config(state.load(), socket_timeout=3).cluster_info().get("id")
     except (redis.RedisError, OSError):
         return None
 

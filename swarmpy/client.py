@@ -1,8 +1,10 @@
 """HTTP client of the manager API: the CLI's only way into a cluster.
 
-Where the cluster is: `--host URL`, else `SWARMPY_HOST`, else the API address
-in the local state dir, else http://127.0.0.1:2378. The token: `SWARMPY_TOKEN`,
-else the state dir's token file.
+Where the cluster is: `--host URL`, else `SWARMPY_HOST` (one URL, or several
+separated by commas), else the API address in the local state dir followed by
+the other managers the local manager last saw, else http://127.0.0.1:2378.
+When a manager does not answer, the next one is asked. The token:
+`SWARMPY_TOKEN`, else the state dir's token file.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+import urllib3
 
 from swarmpy.settings import DEFAULT_API_PORT, StateDir
 
@@ -26,9 +29,19 @@ class ClientError(Exception):
         self.status, self.field, self.problems = status, field, problems or []
 
 
+def _never_connected(error: requests.ConnectionError) -> bool:
+    """The connection was refused or timed out: the request never reached a manager."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
+
+
 class Client:
-    def __init__(self, url: str, token: str | None, timeout: float = 60):
+    def __init__(self, url: str, token: str | None, timeout: float = 60, others: list[str] = ()):
         self.url = url.rstrip("/")
+        self.others = [u.rstrip("/") for u in others if u.rstrip("/") != self.url]  # tried when `url` is away
+        self.candidates = [self.url, *self.others]
         self.session = requests.Session()
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
@@ -37,23 +50,21 @@ class Client:
     @classmethod
     def from_env(cls, host: str | None = None, state_dir: str | None = None) -> "Client":
         state = StateDir(state_dir)
-        url = host or os.environ.get("SWARMPY_HOST")
-        if not url and state.exists():
-            url = state.load().api_url
-        url = url or f"http://127.0.0.1:{DEFAULT_API_PORT}"
-        if "://" not in url:
-            url = f"http://{url}"
-        return cls(url, os.environ.get("SWARMPY_TOKEN") or state.token())
+        urls = [u.strip() for u in (host or os.environ.get("SWARMPY_HOST") or "").split(",") if u.strip()]
+        if not urls and state.exists():
+            urls = [state.load().api_url, *state.known_managers()]
+        urls = [u if "://" in u else f"http://{u}" for u in urls or [f"http://127.0.0.1:{DEFAULT_API_PORT}"]]
+        return cls(urls[0], os.environ.get("SWARMPY_TOKEN") or state.token(), others=urls[1:])
 
     # ---------------------------------------------------------------- transport
 
     def request(self, method: str, path: str, json: Any = None, params: dict | None = None,
                 timeout: float | None = None, stream: bool = False) -> requests.Response:
         try:
-            response = self.session.request(method, self.url + path, json=json, params=params,
-                                            timeout=timeout or self.timeout, stream=stream)
+            response = self._send(method, path, json, params, timeout, stream)
         except requests.ConnectionError as e:
-            raise ClientError(f"cannot reach the swarmpy manager at {self.url}: is a cluster running "
+            tried = ", ".join(self.candidates)
+            raise ClientError(f"cannot reach the swarmpy manager at {tried}: is a cluster running "
                               "(`swarmpy init`), or is --host/SWARMPY_HOST right?") from e
         except requests.Timeout as e:
             raise ClientError(f"the swarmpy manager at {self.url} did not answer in time") from e
@@ -65,6 +76,19 @@ class Client:
             raise ClientError(body.get("error") or response.reason, response.status_code, body.get("field"),
                               body.get("problems"))
         return response
+
+    def _send(self, method, path, json, params, timeout, stream) -> requests.Response:
+        """The request to the manager in use; when it cannot be reached, to the next (and that one
+        is used from then on). A request that reached a manager is never sent twice."""
+        while True:
+            try:
+                return self.session.request(method, self.url + path, json=json, params=params,
+                                            timeout=(min(5.0, timeout or self.timeout), timeout or self.timeout),
+                                            stream=stream)
+            except requests.ConnectionError as e:
+                if not self.others or not _never_connected(e):
+                    raise
+                self.url = self.others.pop(0)
 
     def get(self, path: str, **params) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).json()

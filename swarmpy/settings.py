@@ -6,7 +6,8 @@
     <state dir>/ssh/           the cluster's own SSH key (used when `node add` has no --identity)
     <state dir>/run/           pid files and logs of the processes `swarmpy init` started, and
                                parts.json: what each of them is doing, as their supervisor sees it
-    <state dir>/redis/         the embedded Redis (AOF), when swarmpy owns it
+    <state dir>/redis/         the embedded Redis (AOF), when swarmpy owns it (a replica on a promoted manager)
+    <state dir>/sentinel/      the Redis Sentinel of this manager (its config, which it rewrites)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class ClusterConfig:
     per_node: int = 4  # jobs one job process runs at once on one node (an engine's sweet spot is ~8)
     default_addr_pool: str = "10.0.0.0/8"  # where networks' subnets come from (Swarm's default)
     subnet_size: int = 24  # prefix length of each network's subnet
+    sentinels: list[str] = field(default_factory=list)  # "host:port" of the Sentinels this host knows
     extra: dict = field(default_factory=dict)
 
 
@@ -67,6 +69,10 @@ class StateDir:
         return self.path / "redis"
 
     @property
+    def sentinel_dir(self) -> Path:
+        return self.path / "sentinel"
+
+    @property
     def parts_file(self) -> Path:
         return self.run_dir / "parts.json"
 
@@ -76,6 +82,17 @@ class StateDir:
             return json.loads(self.parts_file.read_text())
         except (OSError, ValueError):
             return None
+
+    @property
+    def managers_file(self) -> Path:
+        return self.run_dir / "managers"
+
+    def known_managers(self) -> list[str]:
+        """The API addresses of the managers this machine's manager last saw alive."""
+        try:
+            return self.managers_file.read_text().split()
+        except OSError:
+            return []
 
     def exists(self) -> bool:
         return self.config_file.exists()

@@ -38,7 +38,7 @@ STEADY_AFTER = 60.0  # seconds up after which a part's next death is a first one
 STOP_TIMEOUT = 15.0
 REPORT_EVERY = 1.0
 REPORT_TTL = 5.0
-PARTS = ("redis", "manager", "lb", "worker")  # the order they start in (and stop in reverse)
+PARTS = ("redis", "sentinel", "manager", "lb", "worker")  # the order they start in (and stop in reverse)
 
 
 @dataclass
@@ -177,8 +177,8 @@ class StatusPublisher:
     def store(self):
         if self._store is None:
             from swarmpy.store import Store
-            self._store = Store.from_url(self.state.load().redis_url, socket_timeout=1, socket_connect_timeout=1,
-                                         retry_on_timeout=False)
+            self._store = Store.from_config(self.state.load(), socket_timeout=1, socket_connect_timeout=1,
+                                            retry_on_timeout=False)
         return self._store
 
     def publish(self, status: dict) -> None:
@@ -213,6 +213,7 @@ def commands(state: StateDir, names: list[str], node_id: str | None, local_node:
     on_node = ["--node-id", node_id] if node_id else []
     lines = {
         "redis": ["redis-server", str(state.redis_dir / "redis.conf")],
+        "sentinel": ["redis-server", str(state.sentinel_dir / "sentinel.conf"), "--sentinel"],
         "manager": [*swarmpy, "manager", "--no-lb", *on_node, *at],
         "lb": [*swarmpy, "lb", *on_node, *at],
         "worker": [*swarmpy, "worker", *(["--local-node"] if local_node else []), *at],

@@ -125,7 +125,7 @@ down = click.Command("down", callback=leave.callback, params=leave.params,
 
 @click.command("supervise", hidden=True)
 @state_dir_option
-@click.option("--part", "parts", multiple=True, type=click.Choice(["redis", "manager", "lb", "worker"]),
+@click.option("--part", "parts", multiple=True, type=click.Choice(["redis", "sentinel", "manager", "lb", "worker"]),
               help="A part to run and keep running (repeat).")
 @click.option("--node-id", default=None, help="The node these parts run on (set by `node promote`).")
 @click.option("--local-node", is_flag=True, help="The worker registers this machine's engine as a node.")

@@ -147,7 +147,7 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
     if parent is not None:
         die_with_parent(parent)
     state = StateDir(state_path)
-    store = Store.from_url(state.load().redis_url)
+    store = Store.from_config(state.load())
     lb_id = f"{socket.gethostname()}.{os.getpid()}"
     loop = new_event_loop()
     asyncio.set_event_loop(loop)

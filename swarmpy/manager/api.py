@@ -8,6 +8,7 @@ Every request carries the cluster token (`Authorization: Bearer ...`), or gets
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 from typing import Any
 
@@ -19,6 +20,10 @@ from swarmpy.manager import networks, objects, stacks, views
 from swarmpy.manager.context import ManagerContext
 from swarmpy.model import Availability, Service, StackSpec, has_healthcheck, takes_traffic
 from swarmpy.store import Conflict, NotFound
+
+log = logging.getLogger(__name__)
+
+REPLICATION_WAIT = 2.0  # seconds a change may wait for a replica of the store to confirm it
 
 
 class BadRequest(Exception):
@@ -61,6 +66,24 @@ def create_app(ctx: ManagerContext) -> Flask:
             return jsonify(error="unauthorized: a valid cluster token is required "
                                  "(Authorization: Bearer <token>)"), 401
         return None
+
+    @app.after_request
+    def replicated(response):
+        """A change is acknowledged once a replica of the store has it too: a failover to that
+        replica loses nothing the API said was done."""
+        if request.method in ("POST", "PUT", "PATCH", "DELETE") and response.status_code < 300:
+            try:
+                confirmed = store.wait_replicated(REPLICATION_WAIT)
+            except Exception:  # noqa: BLE001 - the store went away after the change
+                confirmed = False
+            if not confirmed:
+                log.warning("api: %s %s: no replica confirmed the change within %.0f s", request.method,
+                            request.path, REPLICATION_WAIT)
+                refused = jsonify(error="the change is made on the store's master, but no replica confirmed it "
+                                        f"within {REPLICATION_WAIT:.0f} s: it may be lost if the master fails now")
+                refused.status_code = 503
+                return refused
+        return response
 
     @app.errorhandler(BadRequest)
     def bad_request(e: BadRequest):

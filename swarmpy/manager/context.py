@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from swarmpy.manager.dispatcher import JobQueues
 from swarmpy.settings import ClusterConfig, StateDir
-from swarmpy.store import Store
+from swarmpy.store import Store, replication
 from swarmpy.vault import Vault
 
 
@@ -23,6 +23,7 @@ class ManagerContext:
     @classmethod
     def from_state_dir(cls, state: StateDir, manager_id: str) -> "ManagerContext":
         config = state.load()
-        store = Store.from_url(config.redis_url)
-        return cls(store=store, vault=Vault.from_file(state.key_file), queues=JobQueues(store, config.redis_url),
+        store = Store.from_config(config)
+        return cls(store=store, vault=Vault.from_file(state.key_file),
+                   queues=JobQueues(store, connection=replication.client(config, decode_responses=False)),
                    token=state.token() or "", manager_id=manager_id, config=config, state=state)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from swarmpy.manager.context import ManagerContext
 from swarmpy.model import Node, NodeStatus, Service, new_id
-from swarmpy.store import NotFound
+from swarmpy.store import NotFound, replication
 
 PROBE_TIMEOUT = 30.0
 PROMOTE_TIMEOUT = 60.0
@@ -117,6 +117,9 @@ def promote(ctx: ManagerContext, node: Node) -> Node:
     if not _manager_alive(ctx, node):
         raise NodeError(f"the manager started on {node.hostname} did not report in within 20 s "
                         f"(see {result.get('log', 'its log')})", status=503)
+    if result.get("sentinel"):  # one more Sentinel: every Sentinel's quorum follows
+        ctx.store.add_sentinels(result["sentinel"])
+        replication.set_quorum(ctx.config, ctx.store.sentinels())
     return node
 
 
@@ -128,7 +131,18 @@ def demote(ctx: ManagerContext, node: Node) -> Node:
     managers = [n for n in ctx.store.list_nodes() if n.role == "manager" and n.id != node.id]
     if not managers:
         raise NodeError(f"node {node.hostname} is the last manager: it cannot be demoted", status=409)
+    own = [s for s in ctx.store.sentinels() if replication.address(s)[0] == node.address]
+    others = [s for s in ctx.store.sentinels() if s not in own]
+    if own and not replication.fail_over_from(ctx.config, node.address, others):
+        raise NodeError(f"the store's master is on {node.hostname} and no replica took over: "
+                        "it cannot be demoted now", status=503)
     _on_host(ctx, node, "stop_manager", "demote")
+    for s in own:
+        ctx.store.remove_sentinel(s)
+    if own:  # once it stopped (2 s after the job), the others forget it and its replica
+        time.sleep(3)
+        replication.forget(ctx.config, others)
+        replication.set_quorum(ctx.config, others)
 
     def change(n: Node) -> None:
         n.role, n.manager_addr = "worker", None

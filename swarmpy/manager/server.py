@@ -23,6 +23,7 @@ from swarmpy.manager.leader import Leadership
 from swarmpy.manager.monitor import NodeMonitor
 from swarmpy.manager.orchestrator import Orchestrator
 from swarmpy.manager.scheduling import SchedulerLoop
+from swarmpy.store import replication
 from swarmpy.settings import StateDir
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,19 @@ def _local_node_id(ctx: ManagerContext) -> str | None:
 
 
 def _announce(ctx: ManagerContext, node_id: str | None, stop: threading.Event) -> None:
-    """Say every second that this manager is alive, and on which node it runs."""
+    """Say every second that this manager is alive, and on which node it runs; keep the others'
+    addresses in the state dir, for the CLI here to reach one when this one is gone."""
+    known: list[str] = []
     while not stop.is_set():
         try:
             nid = node_id or _local_node_id(ctx)
             ctx.store.mark_alive("manager", ctx.manager_id, {
                 "node_id": nid, "api_url": ctx.config.api_url, "machine": socket.gethostname(),
                 "pid": os.getpid(), "started_at": started_at}, ALIVE_TTL)
+            others = sorted({m["api_url"] for m in ctx.store.alive("manager").values()} - {ctx.config.api_url})
+            if others != known:
+                ctx.state.managers_file.write_text("".join(f"{u}\n" for u in others))
+                known = others
         except Exception as e:
             log.warning("manager: cannot reach the store: %s", e)
         stop.wait(1.0)
@@ -61,6 +68,7 @@ def _first_start(ctx: ManagerContext) -> None:
                                    heartbeat=ctx.config.heartbeat, addr_pool=ctx.config.default_addr_pool,
                                    subnet_size=ctx.config.subnet_size)
     ctx.store.build_running_index()
+    ctx.store.add_sentinels(*ctx.config.sentinels[-1:])  # its own host's (promote puts it last)
 
 
 def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port: int | None = None,
@@ -80,7 +88,7 @@ def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port
     threading.Thread(target=_announce, args=(ctx, node_id, stop), name="announce", daemon=True).start()
 
     def components():
-        queues = JobQueues(ctx.store, ctx.config.redis_url)
+        queues = JobQueues(ctx.store, connection=replication.client(ctx.config, decode_responses=False))
         return [NodeMonitor(ctx.store), Orchestrator(ctx.store), SchedulerLoop(ctx.store),
                 Dispatcher(ctx.store, queues), NetworkAllocator(ctx.store)]
 

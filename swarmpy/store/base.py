@@ -91,6 +91,17 @@ class StoreBase:
         kwargs.setdefault("retry_on_timeout", True)
         return cls(redis.Redis.from_url(url, decode_responses=True, **kwargs), prefix)
 
+    @classmethod
+    def from_config(cls, config, prefix: str = DEFAULT_PREFIX, **kwargs) -> Self:
+        """The store of a cluster config: its master, through its Sentinels when it has some."""
+        from swarmpy.store.replication import client
+        return cls(client(config, **kwargs), prefix)
+
+    def wait_replicated(self, timeout: float = 2.0) -> bool:
+        """Everything written so far is on a replica too (when there are replicas)."""
+        from swarmpy.store.replication import wait_replicated
+        return wait_replicated(self.redis, self.key("replicated"), timeout)
+
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 

@@ -59,6 +59,19 @@ class Coordination(StoreBase):
     def forget_alive(self, kind: str, name: str) -> None:
         self.redis.delete(self.key("alive", kind, name))
 
+    # ------------------------------------------------------------------ Sentinels
+
+    def sentinels(self) -> list[str]:
+        """The managers' Sentinels ("host:port"), for their quorum."""
+        return sorted(self.redis.smembers(self.key("sentinels")))
+
+    def add_sentinels(self, *addresses: str) -> None:
+        if addresses:
+            self.redis.sadd(self.key("sentinels"), *addresses)
+
+    def remove_sentinel(self, address: str) -> None:
+        self.redis.srem(self.key("sentinels"), address)
+
     # ------------------------------------------------------------------ load balancers
 
     def put_lb_status(self, lb_id: str, status: dict[str, Any], ttl_s: float = 10) -> None:

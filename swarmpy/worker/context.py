@@ -82,5 +82,5 @@ def current() -> WorkerContext:
         state = StateDir()
         config = state.load()
         vault = Vault.from_file(state.key_file) if state.key_file.exists() else None
-        _current = WorkerContext.create(Store.from_url(config.redis_url), vault, state)
+        _current = WorkerContext.create(Store.from_config(config), vault, state)
     return _current

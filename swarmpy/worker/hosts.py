@@ -17,6 +17,7 @@ from dataclasses import asdict
 from urllib.parse import urlparse
 
 from swarmpy.model import Node
+from swarmpy.store import replication
 from swarmpy.worker.context import current
 from swarmpy.worker.engine import EngineError, SSHTarget, run_command, ssh_connect, write_files
 
@@ -77,14 +78,36 @@ def _write_state(session, node: Node, state_dir: str, with_api: bool) -> dict:
     remote = asdict(config)
     remote.update(advertise_addr=node.address, embedded_redis=False,
                   api_url=f"http://{node.address}:{config.api_port}" if with_api else config.api_url)
-    files = {f"{state_dir}/cluster.json": (json.dumps(remote, indent=2).encode(), 0o600),
-             f"{state_dir}/token": (ctx.state.token_file.read_bytes(), 0o600),
+    files = {f"{state_dir}/token": (ctx.state.token_file.read_bytes(), 0o600),
              f"{state_dir}/cluster.key": (ctx.state.key_file.read_bytes(), 0o600)}
+    if with_api and config.sentinels:  # a manager: a replica of the store, and a Sentinel
+        files.update(_store_files(config, node, state_dir))
+        remote["sentinels"] = [*config.sentinels, _sentinel_of(config, node)]
+    files[f"{state_dir}/cluster.json"] = (json.dumps(remote, indent=2).encode(), 0o600)
     own_key = ctx.state.ssh_dir / "id_ed25519"
     if own_key.exists():
         files[f"{state_dir}/ssh/id_ed25519"] = (own_key.read_bytes(), 0o600)
     write_files(session, files)
     return remote
+
+
+def _sentinel_of(config, node: Node) -> str:
+    return f"{node.address}:{replication.address(config.sentinels[0])[1]}"
+
+
+def _store_files(config, node: Node, state_dir: str) -> dict[str, tuple[bytes, int]]:
+    """A replica of the master (on the master's port) and a Sentinel (on the first Sentinel's port)."""
+    password = replication.password_of(config.redis_url)
+    master = replication.master_address(config)
+    binds = ["127.0.0.1", node.address]
+    known = len(current().store.sentinels()) + 1
+    redis_conf = replication.redis_conf(master[1], binds, password, f"{state_dir}/redis", f"{state_dir}/run/redis.log",
+                                        announce=node.address, replica_of=master)
+    sentinel_conf = replication.sentinel_conf(
+        replication.address(_sentinel_of(config, node))[1], binds, password, f"{state_dir}/sentinel",
+        f"{state_dir}/run/sentinel.log", announce=node.address, master=master, sentinel_count=known)
+    return {f"{state_dir}/redis/redis.conf": (redis_conf.encode(), 0o600),
+            f"{state_dir}/sentinel/sentinel.conf": (sentinel_conf.encode(), 0o600)}
 
 
 class HostError(Exception):
@@ -123,11 +146,16 @@ def _parts_running(session, state_dir: str) -> str:
 
 def start_manager(node_id: str) -> dict:
     def steps(session, node, state_dir):
+        running = _parts_running(session, state_dir)
+        if "--part manager" in running:
+            return {"api_url": f"http://{node.address}:{current().state.load().api_port}",
+                    "log": f"{state_dir}/run/manager.log"}
         remote = _write_state(session, node, state_dir, with_api=True)
-        if "--part manager" not in _parts_running(session, state_dir):
-            _stop(session, state_dir, SUPERVISOR)  # a load balancer alone, say: the manager's comes with it
-            _start_checked(session, state_dir, SUPERVISOR, _supervise(node, "manager", "lb", "worker"))
-        return {"api_url": remote["api_url"], "log": f"{state_dir}/run/manager.log"}
+        _stop(session, state_dir, SUPERVISOR)  # a load balancer alone, say: the manager's comes with it
+        store_parts = ("redis", "sentinel") if remote["sentinels"] else ()
+        _start_checked(session, state_dir, SUPERVISOR, _supervise(node, *store_parts, "manager", "lb", "worker"))
+        return {"api_url": remote["api_url"], "log": f"{state_dir}/run/manager.log",
+                "sentinel": _sentinel_of(current().state.load(), node) if remote["sentinels"] else None}
     return _on_host(node_id, steps)
 
 

@@ -27,7 +27,6 @@ import socket
 import threading
 import time
 
-import redis
 from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 from rq.serializers import JSONSerializer
@@ -35,7 +34,7 @@ from rq.serializers import JSONSerializer
 from swarmpy.lifetime import die_with_parent
 from swarmpy.model import NodeStatus
 from swarmpy.settings import StateDir
-from swarmpy.store import Store
+from swarmpy.store import Store, replication
 from swarmpy.vault import Vault
 from swarmpy.worker import probe
 from swarmpy.network.programmer import NetworkSupervisor
@@ -130,7 +129,7 @@ def _keep_alive(store: Store, names: list[str], stop: threading.Event) -> None:
 def make_context(state: StateDir) -> WorkerContext:
     config = state.load()
     vault = Vault.from_file(state.key_file) if state.key_file.exists() else None
-    return WorkerContext.create(Store.from_url(config.redis_url), vault, state)
+    return WorkerContext.create(Store.from_config(config), vault, state)
 
 
 def job_process(state_path: str, parent: int, threads: int, per_node: int) -> None:
@@ -150,7 +149,7 @@ def job_process(state_path: str, parent: int, threads: int, per_node: int) -> No
     for name in alive_names:
         ctx.store.mark_alive("worker", name, {"pid": os.getpid()}, ALIVE_TTL)
     threading.Thread(target=_keep_alive, args=(ctx.store, alive_names, stop), daemon=True).start()
-    connection = redis.Redis.from_url(state.load().redis_url, max_connections=threads * 4)
+    connection = replication.client(state.load(), decode_responses=False, max_connections=threads * 4)
     slots = NodeSlots(per_node)
     workers = [NodeQueueWorker(ctx, slots, connection=connection, name=name,
                                serializer=JSONSerializer) for name in names]

@@ -43,7 +43,7 @@ def test_promote_then_the_leader_hangs_and_is_killed(cluster, tmp_path):
     assert manager_status(cluster, host=node3_api)["node3"] == "Reachable"
     listed = {n["hostname"]: n for n in cluster.json("node", "ls")}
     assert {p: v["state"] for p, v in listed["node3"]["parts"].items()} == \
-        {"manager": "running", "lb": "running", "worker": "running"}
+        {"redis": "running", "sentinel": "running", "manager": "running", "lb": "running", "worker": "running"}
     # what promote wrote stays in the lab node's own directory, not in this machine's /var/lib/swarmpy
     node3_id = listed["node3"]["id"]
     assert os.path.exists(os.path.join(node3.dir, "swarmpy", f"node-{node3_id}", "cluster.json"))

@@ -1,0 +1,162 @@
+"""The store on several managers: Redis replicas and Redis Sentinel.
+
+`init` starts the cluster's Redis (the master) and a Sentinel beside it; each
+`node promote` adds a replica of the master and a Sentinel on the new
+manager's host. Every client (API, control loops, workers, load balancers)
+finds the master through the Sentinels it knows (redis-py's Sentinel client),
+and follows it when the Sentinels fail over to a replica.
+
+How many managers may be lost is the Sentinels' rule, a majority, as with
+Swarm's Raft managers: with N managers the quorum is N // 2 + 1, a failover
+needs that many Sentinels to agree, so 3 managers survive the loss of 1, 5 the
+loss of 2; 1 or 2 managers survive none (with 2, the survivor cannot tell its
+peer's death from a cut link, and does not promote itself).
+
+Replication is asynchronous; the API acknowledges a change only once a
+replica has it (`wait_replicated`), so a failover loses no acknowledged write.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import unquote, urlparse
+
+import redis
+from redis.sentinel import Sentinel
+
+MASTER_NAME = "swarmpy"
+DEFAULT_SENTINEL_PORT = 26380  # beside a system Sentinel on 26379
+DOWN_AFTER_MS = 2000  # a master silent this long is subjectively down
+FAILOVER_TIMEOUT_MS = 10000
+
+
+def quorum(sentinels: int) -> int:
+    return sentinels // 2 + 1
+
+
+def password_of(url: str) -> str | None:
+    password = urlparse(url).password
+    return unquote(password) if password else None
+
+
+def address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+def client(config, decode_responses: bool = True, **kwargs) -> redis.Redis:
+    """A Redis client of the cluster's master: through its Sentinels when it has some (it follows
+    a failover), else at the config's URL."""
+    kwargs.setdefault("health_check_interval", 10)
+    kwargs.setdefault("socket_keepalive", True)
+    kwargs.setdefault("retry_on_timeout", True)
+    if not config.sentinels:
+        return redis.Redis.from_url(config.redis_url, decode_responses=decode_responses, **kwargs)
+    return sentinels(config).master_for(MASTER_NAME, password=password_of(config.redis_url),
+                                        decode_responses=decode_responses, **kwargs)
+
+
+def sentinels(config, addresses: list[str] | None = None) -> Sentinel:
+    password = password_of(config.redis_url)
+    return Sentinel([address(a) for a in addresses or config.sentinels],
+                    sentinel_kwargs={"password": password, "socket_timeout": 1.0, "socket_connect_timeout": 1.0},
+                    socket_timeout=5.0, socket_connect_timeout=2.0)
+
+
+def master_address(config) -> tuple[str, int]:
+    """Where the master is now, as the Sentinels say (or the config's URL without them)."""
+    if not config.sentinels:
+        url = urlparse(config.redis_url)
+        return url.hostname, url.port or 6379
+    return sentinels(config).discover_master(MASTER_NAME)
+
+
+def redis_conf(port: int, binds: list[str], password: str, data_dir: str, log_file: str,
+               announce: str | None = None, replica_of: tuple[str, int] | None = None) -> str:
+    """A redis-server of the cluster: AOF on, a password (the same for replicas: a replica that
+    becomes master, and a master that comes back as a replica, need no new settings)."""
+    lines = [f"port {port}", f"bind {' '.join(binds)}", "protected-mode no", f"requirepass {password}",
+             f"masterauth {password}", "appendonly yes", "appendfsync everysec", f"dir {data_dir}",
+             "repl-diskless-sync-delay 0",  # a new replica is in sync at once (5 s by default)
+             f"logfile {log_file}", "daemonize no"]
+    if announce:
+        lines.append(f"replica-announce-ip {announce}")
+    if replica_of:
+        lines.append(f"replicaof {replica_of[0]} {replica_of[1]}")
+    return "\n".join(lines) + "\n"
+
+
+def sentinel_conf(port: int, binds: list[str], password: str, data_dir: str, log_file: str, announce: str,
+                  master: tuple[str, int], sentinel_count: int) -> str:
+    """A Sentinel of the cluster (it rewrites this file as it learns: the file must stay writable)."""
+    return "\n".join([
+        f"port {port}", f"bind {' '.join(binds)}", "protected-mode no", f"requirepass {password}",
+        f"dir {data_dir}", f"logfile {log_file}", "daemonize no", f"sentinel announce-ip {announce}",
+        f"sentinel monitor {MASTER_NAME} {master[0]} {master[1]} {quorum(sentinel_count)}",
+        f"sentinel auth-pass {MASTER_NAME} {password}",
+        f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}",
+        f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}",
+        f"sentinel parallel-syncs {MASTER_NAME} 1", ""])
+
+
+def sentinel_connection(config, addr: str) -> redis.Redis:
+    host, port = address(addr)
+    return redis.Redis(host=host, port=port, password=password_of(config.redis_url), socket_timeout=2.0,
+                       socket_connect_timeout=2.0, decode_responses=True)
+
+
+def set_quorum(config, addresses: list[str]) -> list[str]:
+    """Every Sentinel's quorum set for their number; returns the ones that did not answer."""
+    missed = []
+    for addr in addresses:
+        try:
+            sentinel_connection(config, addr).execute_command("SENTINEL", "SET", MASTER_NAME, "quorum",
+                                                              str(quorum(len(addresses))))
+        except redis.RedisError:
+            missed.append(addr)
+    return missed
+
+
+def forget(config, addresses: list[str]) -> None:
+    """Sentinels forget the replicas and Sentinels they knew (one was removed): they find the
+    living ones again within seconds."""
+    for addr in addresses:
+        try:
+            sentinel_connection(config, addr).execute_command("SENTINEL", "RESET", MASTER_NAME)
+        except redis.RedisError:
+            pass
+
+
+def fail_over_from(config, host: str, addresses: list[str], timeout: float = 20.0) -> bool:
+    """If the master is on `host`, make a replica the master (before that host stops); True when
+    the master is elsewhere by the end."""
+    if master_address(config)[0] != host:
+        return True
+    for addr in addresses:
+        try:
+            sentinel_connection(config, addr).execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+            break
+        except redis.RedisError:
+            continue
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if master_address(config)[0] != host:
+                return True
+        except redis.RedisError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def wait_replicated(connection: redis.Redis, marker_key: str, timeout: float) -> bool:
+    """Wait until a replica has everything written so far (when the master has replicas); False
+    when none confirmed it in time. WAIT counts the writes of its own connection only, and a
+    pool's writes go over many: a write of its own on the WAIT's connection comes after all of
+    them in the replication stream, so its acknowledgement covers them."""
+    if not int(connection.info("replication").get("connected_slaves", 0)):
+        return True
+    pipe = connection.pipeline(transaction=False)
+    pipe.incr(marker_key)
+    pipe.wait(1, int(timeout * 1000))
+    return pipe.execute()[1] >= 1
