@@ -16,26 +16,17 @@ from pathlib import Path
 
 import redis
 
-from bench.common import Figure, wait_until
+from bench.common import BenchError, Figure, wait_until
 from bench.env import Env, sh
 from swarmpy import bootstrap
 from swarmpy.lab import engine as lab_engine
 from swarmpy.settings import StateDir
 from swarmpy.store import Store, replication
 from tests.integration.cluster import Cluster
-from tests.integration.test_mesh import RequestStream
+from tests.integration.test_mesh import WEB as MESH_WEB, RequestStream
 
 PORT = 18490
-WEB = f"""
-services:
-  web:
-    image: swarmpy/busybox:latest
-    command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -p 80 -h /www"]
-    ports: ["{PORT}:80"]
-    stop_grace_period: 1s
-    deploy:
-      replicas: 3
-"""
+WEB = MESH_WEB.format(port=PORT, replicas=3)
 
 
 def swarmpy_loss(env: Env) -> tuple[float, float, int, int]:
@@ -85,9 +76,14 @@ def swarmpy_loss(env: Env) -> tuple[float, float, int, int]:
             sum(len(s.failures) + len(s.served) for s in streams)
     finally:
         if api1:
-            cluster.cli("stack", "rm", "ha", host=api1, check=False)
-            wait_until(lambda: not any(cluster.containers("ha", running_only=False).values()), 60,
-                       "the stack to go", 0.2)
+            wait_until(lambda: cluster.cli("stack", "rm", "ha", host=api1, check=False).returncode == 0, 60,
+                       "a surviving manager to take `stack rm`", 1.0)
+            try:
+                wait_until(lambda: not any(cluster.containers("ha", running_only=False).values()), 60,
+                           "the stack to go", 0.2)
+            except BenchError as e:
+                left = cluster.cli("stack", "ps", "ha", host=api1, check=False)
+                raise BenchError(f"{e}: {left.stdout}{left.stderr}") from None
         for node in (node1, node2):  # the promoted managers (their supervisors' parts die with them)
             for pid_file in Path(node.dir, "swarmpy").glob("node-*/run/supervisor.pid"):
                 pid = int(pid_file.read_text())

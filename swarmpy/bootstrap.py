@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import secrets
 import shutil
@@ -122,9 +123,37 @@ def parts_of(config: ClusterConfig, lb: bool) -> list[str]:
     return [*(["redis", "sentinel"] if config.embedded_redis else []), "manager", *(["lb"] if lb else []), "worker"]
 
 
+SYSTEMD_UNITS = Path("/etc/systemd/system")
+
+
+def has_systemd() -> bool:
+    return os.path.isdir("/run/systemd/system")
+
+
+def unit_name(state: StateDir) -> str:
+    """One unit per state dir (clusters side by side each have theirs)."""
+    return f"swarmpy-{hashlib.sha256(str(state.path.resolve()).encode()).hexdigest()[:8]}.service"
+
+
+def unit_text(state: StateDir, parts: list[str]) -> str:
+    """A systemd unit running the supervisor: systemd restarts it, it restarts its parts."""
+    command = " ".join([sys.executable, "-m", "swarmpy", "supervise", "--local-node",
+                        *(f"--part={p}" for p in parts), "--state-dir", str(state.path)])
+    return "\n".join([
+        "[Unit]", f"Description=swarmpy: {', '.join(parts)} (state dir {state.path})",
+        "After=network-online.target docker.service", "Wants=network-online.target", "",
+        "[Service]", f"ExecStart={command}", "Restart=always", "RestartSec=1",
+        "KillMode=mixed",  # SIGTERM to the supervisor, which stops its parts in order; then SIGKILL to what is left
+        "TimeoutStopSec=60", "",
+        "[Install]", "WantedBy=multi-user.target", ""])
+
+
 def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: int = DEFAULT_API_PORT,
          heartbeat: float = 5.0, workers: int = 2, lb: bool = True, addr_pool: str = "10.0.0.0/8",
-         subnet_size: int = 24) -> ClusterConfig:
+         subnet_size: int = 24, systemd: bool = False) -> ClusterConfig:
+    if systemd and not has_systemd():
+        raise BootstrapError("--systemd: this machine does not run systemd (no /run/systemd/system); "
+                             "without --systemd, swarmpy's own supervisor keeps the parts running")
     if state.exists() and running(state):
         raise BootstrapError(f"this machine is already in a cluster (state dir {state.path}); "
                              "run `swarmpy leave` first")
@@ -149,7 +178,15 @@ def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: 
                                heartbeat=heartbeat, workers=workers, default_addr_pool=addr_pool,
                                subnet_size=subnet_size, sentinels=sentinels)
         state.save(config)
-        spawn(state, "supervisor", ["supervise", "--local-node", *(f"--part={p}" for p in parts_of(config, lb))])
+        if systemd:
+            unit = SYSTEMD_UNITS / unit_name(state)
+            unit.write_text(unit_text(state, parts_of(config, lb)))
+            for command in (["daemon-reload"], ["enable", "--now", unit.name]):
+                done = subprocess.run(["systemctl", *command], capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise BootstrapError(f"systemctl {' '.join(command)}: {done.stderr.strip()}")
+        else:
+            spawn(state, "supervisor", ["supervise", "--local-node", *(f"--part={p}" for p in parts_of(config, lb))])
         if embedded:
             try:
                 _wait(lambda: _redis_answers(redis_url), 10, "the embedded redis-server did not answer")
@@ -214,6 +251,11 @@ def stop(state: StateDir, timeout: float = 30) -> list[str]:
     running after that (one an older swarmpy started alone) is stopped alone. Returns the parts
     that ran."""
     ran = running(state)
+    unit = SYSTEMD_UNITS / unit_name(state)
+    if unit.exists():  # `init --systemd`: systemd stops the supervisor (which stops its parts)
+        subprocess.run(["systemctl", "disable", "--now", unit.name], capture_output=True)
+        unit.unlink()
+        subprocess.run(["systemctl", "daemon-reload"], capture_output=True)
     for name in PROCESSES:
         pid = _pid(state, name)
         if not alive(pid):

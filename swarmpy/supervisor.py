@@ -141,6 +141,8 @@ class Supervisor:
 
     def run(self) -> None:
         self.state.run_dir.mkdir(parents=True, exist_ok=True)
+        pid_file = self.state.run_dir / "supervisor.pid"
+        pid_file.write_text(f"{os.getpid()}\n")  # systemd starts it too, not only `init`
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
         publisher = StatusPublisher(self.state, self)
@@ -155,6 +157,7 @@ class Supervisor:
         finally:
             self.stop_all()
             self.state.parts_file.unlink(missing_ok=True)
+            pid_file.unlink(missing_ok=True)
             publisher.forget()
 
 

@@ -32,7 +32,9 @@ def _logging(level: str) -> None:
               help="Where the subnets of networks come from.")
 @click.option("--default-addr-pool-mask-length", "subnet_size", default=24, show_default=True, type=int,
               help="Prefix length of each network's subnet.")
-def init(redis_url, advertise_addr, state_dir, api_port, heartbeat, workers, lb, default_addr_pool, subnet_size):
+@click.option("--systemd", is_flag=True, help="Run the parts under a systemd unit (the host must run systemd).")
+def init(redis_url, advertise_addr, state_dir, api_port, heartbeat, workers, lb, default_addr_pool, subnet_size,
+         systemd):
     """Start a one-node cluster on this machine, in the background.
 
     The local Docker engine is the first node (role manager). Without --redis,
@@ -50,7 +52,7 @@ def init(redis_url, advertise_addr, state_dir, api_port, heartbeat, workers, lb,
         fail(f"--default-addr-pool-mask-length must be from {pool.prefixlen} to 29")
     try:
         config = bootstrap.init(state, redis_url, advertise_addr, api_port, heartbeat, workers, lb,
-                                str(pool), subnet_size)
+                                str(pool), subnet_size, systemd)
     except bootstrap.BootstrapError as e:
         fail(str(e))
     client = Client(config.api_url.replace(advertise_addr, "127.0.0.1", 1), state.token())

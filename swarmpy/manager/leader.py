@@ -1,4 +1,4 @@
-"""Leadership: a lease in Redis (`SET NX PX`, renewed every second, 5 s to
+"""Leadership: a lease in Redis (`SET NX PX`, renewed every half second, 3 s to
 expire). The manager that holds it runs the control loops; one that loses it
 stops them at once. Every manager answers the API either way."""
 
@@ -14,8 +14,8 @@ from swarmpy.store import Store
 
 log = logging.getLogger(__name__)
 
-LEASE_MS = 5000
-RENEW_EVERY = 1.0
+LEASE_MS = 3000
+RENEW_EVERY = 0.5
 
 
 class Leadership(threading.Thread):

@@ -56,10 +56,22 @@ def wait_ready(store: Store, node_id: str, joined: list[Joined], timeout: float 
         status = store.net_status(node_id) or {}
         if wanted <= set(status.get("networks") or ()):
             return list(status.get("resolvers") or [])
+        for j in joined:  # the node's engine refuses the network for good (its subnet is taken there)
+            refused = _refusal(status.get("error") or "", j.network.name)
+            if refused and j.network.id not in (status.get("networks") or ()):
+                raise CannotJoin(refused)
         if time.time() > deadline:
             why = f" ({status['error']})" if status.get("error") else ""
             raise NotReady(f"the node's networks are not ready after {timeout:.0f} s{why}")
         time.sleep(0.02)
+
+
+def _refusal(error: str, network: str) -> str | None:
+    """The programmer's report that the engine would not make this network because of an overlap."""
+    for part in error.split("; "):
+        if part.startswith(f"network {network}:") and "overlap" in part.lower():
+            return part
+    return None
 
 
 def nameservers(joined: list[Joined], resolvers: list[str], own: list[str]) -> list[str]:

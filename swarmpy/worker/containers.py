@@ -50,15 +50,16 @@ def task_labels(task: Task, service: Service, node: Node, cluster_id: str) -> di
     }
 
 
-def _mounts(spec: ServiceSpec, stack: str, volumes: dict[str, Any]) -> list[dict[str, Any]]:
+def _mounts(spec: ServiceSpec, stack: str, volumes: dict[str, Any], cluster_id: str = "") -> list[dict[str, Any]]:
     mounts = []
     for m in spec.volumes:
         mount: dict[str, Any] = {"Target": m.target, "Type": m.type, "ReadOnly": m.read_only}
         if m.type == "volume":
             if m.source:
                 mount["Source"] = scoped_name(stack, m.source, volumes)
+            # a volume the engine makes for it carries its cluster too (engines are shared)
             mount["VolumeOptions"] = {"NoCopy": m.volume_nocopy,
-                                      "Labels": {LABEL_STACK: stack}}
+                                      "Labels": {LABEL_STACK: stack, **({LABEL_CLUSTER: cluster_id} if cluster_id else {})}}
         elif m.type == "bind":
             mount["Source"] = m.source
             if m.bind_propagation:
@@ -123,7 +124,7 @@ def container_plan(task: Task, service: Service, node: Node, stack: dict[str, An
 
     host_config: dict[str, Any] = {
         "port_bindings": {k: v if len(v) > 1 else v[0] for k, v in bindings.items()},
-        "mounts": _mounts(spec, service.stack, stack.get("volumes", {})),
+        "mounts": _mounts(spec, service.stack, stack.get("volumes", {}), cluster_id),
         "restart_policy": {"Name": "no"},  # the orchestrator replaces dead tasks, Docker must not restart them
         "cap_add": spec.cap_add or None,
         "cap_drop": spec.cap_drop or None,

@@ -20,7 +20,7 @@ from rq.serializers import JSONSerializer
 from swarmpy import bootstrap
 from swarmpy.settings import StateDir
 from tests.integration.cluster import wait_for
-from tests.integration.test_mesh import RequestStream, served_by
+from tests.integration.test_mesh import WEB, RequestStream, served_by
 
 BIG_IMAGE = "swarmpy/test-big:1"
 
@@ -93,18 +93,8 @@ services:
         cluster.engine("node2").images.remove(big_image, force=True)
 
 
-STURDY = """
-services:
-  web:
-    image: swarmpy/busybox:latest
-    command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -p 80 -h /www"]
-    ports: ["18470:80"]
-    stop_grace_period: 2s
-    deploy:
-      replicas: 3
-"""
 PORT = 18470
-
+STURDY = WEB.format(port=PORT, replicas=3)
 
 def pid_of(cluster, part: str) -> int:
     try:
@@ -191,3 +181,57 @@ def children_of(pid: int) -> list[int]:
             except (OSError, IndexError, ValueError):
                 pass
     return found
+
+
+def test_two_clusters_on_this_machines_engine_leave_each_other_alone(cluster, tmp_path):
+    """A second cluster on this machine (its own state dir, Redis and API) shares the local engine
+    with the test cluster: each cluster's watchers compare the engine's containers with their own
+    tasks when they connect, and must remove only their own."""
+    from tests.integration.cluster import Cluster, free_port
+    other = Cluster(cluster.lab, tmp_path / "other-state")
+    other.api_port = free_port()
+    local = docker.from_env()
+    try:
+        # its own address pool, as two clusters on one machine should have (both default to 10.0.0.0/8)
+        other.cli("init", "--api-port", str(other.api_port), "--no-lb", "--default-addr-pool", "10.250.0.0/16")
+        wait_for(lambda: other.json("node", "ls") and other.json("node", "ls")[0]["status"] == "ready", 30,
+                 what="the second cluster's node")
+        theirs = cluster.write_stack(tmp_path, """
+services:
+  idle:
+    image: swarmpy/busybox:latest
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    deploy: {replicas: 2}
+""", "theirs.yml")
+        other.deploy(theirs, "theirs")
+        cluster.cli("node", "update", "--availability", "active", cluster.local_node)
+        ours = cluster.write_stack(tmp_path, """
+services:
+  idle:
+    image: swarmpy/busybox:latest
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    deploy:
+      replicas: 1
+      placement: {constraints: [node.role==manager]}
+""", "ours.yml")
+        cluster.deploy(ours, "ours")
+
+        def on_engine(stack):
+            return len(local.containers.list(filters={"label": f"com.swarmpy.stack={stack}"}))
+        assert (on_engine("theirs"), on_engine("ours")) == (2, 1)
+        # both workers start again: their watchers reconnect and compare containers with tasks at once
+        for c in (cluster, other):
+            old = pid_of(c, "worker")
+            os.kill(old, signal.SIGKILL)
+            wait_for(lambda c=c, old=old: restarted(c, "worker", old), 10, what="the worker to start again")
+        time.sleep(8)
+        assert (on_engine("theirs"), on_engine("ours")) == (2, 1)
+        # the second cluster goes, with its stacks: ours stays
+        other.cli("leave", "--remove-stacks")
+        assert (on_engine("theirs"), on_engine("ours")) == (0, 1)
+    finally:
+        other.cli("leave", "--remove-stacks", "--force", check=False)
+        cluster.cli("stack", "rm", "ours", check=False)
+        cluster.cli("node", "update", "--availability", "drain", cluster.local_node)

@@ -53,7 +53,7 @@ def test_promote_then_the_leader_hangs_and_is_killed(cluster, tmp_path):
     local_manager, its_lb = pid_of(state, "manager"), pid_of(state, "lb")
     os.kill(local_manager, signal.SIGSTOP)  # the leader hangs: it renews its lease no more
     try:
-        # within 6 s (5 s lease + 1 s renewal) the other manager leads
+        # within 3.5 s (3 s lease + 0.5 s renewal) the other manager leads
         wait_for(lambda: manager_status(cluster, host=node3_api)["node3"] == "Leader", 8, interval=0.25,
                  what="node3 to lead")
         path = cluster.write_stack(tmp_path, WEB.format(seconds=3600))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -19,19 +21,10 @@ from swarmpy.store import Store
 from swarmpy.store import replication
 from tests.integration.cluster import Cluster, wait_for
 from tests.integration.conftest import WORKER
-from tests.integration.test_mesh import RequestStream
+from tests.integration.test_mesh import WEB as MESH_WEB, RequestStream
 
 PORT = 18480
-WEB = f"""
-services:
-  web:
-    image: swarmpy/busybox:latest
-    command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -p 80 -h /www"]
-    ports: ["{PORT}:80"]
-    stop_grace_period: 2s
-    deploy:
-      replicas: 3
-"""
+WEB = MESH_WEB.format(port=PORT, replicas=3)
 SLEEPER = """
 services:
   sleeper:
@@ -54,7 +47,12 @@ def three_managers(lab_machine, tmp_path_factory):
             cluster.cli("node", "promote", node)
         yield cluster
     finally:
-        cluster.stop(keep_logs=tmp_path_factory.getbasetemp() / "quorum-logs")
+        logs = tmp_path_factory.getbasetemp() / "quorum-logs"
+        cluster.stop(keep_logs=logs)
+        for node in lab.nodes:  # the promoted managers' logs, for a post-mortem
+            for log in Path(node.dir, "swarmpy").glob("node-*/run/*.log"):
+                (logs / node.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy(log, logs / node.name / log.name)
         swarmpy_lab.down(name)
 
 

@@ -61,7 +61,8 @@ def test_resources_mounts_and_the_rest_of_the_host_config():
     assert (h["nano_cpus"], h["mem_limit"], h["mem_reservation"], h["pids_limit"]) == (
         500_000_000, 64 << 20, 16 << 20, 100)
     assert h["mounts"][0] == {"Target": "/data", "Type": "volume", "ReadOnly": False, "Source": "shop_pgdata",
-                              "VolumeOptions": {"NoCopy": False, "Labels": {"com.swarmpy.stack": "shop"}}}
+                              "VolumeOptions": {"NoCopy": False, "Labels": {"com.swarmpy.stack": "shop",
+                                                                            "com.swarmpy.cluster": "clusterid"}}}
     assert h["mounts"][1] == {"Target": "/etc/x", "Type": "bind", "ReadOnly": True, "Source": "/srv/x"}
     assert h["mounts"][2] == {"Target": "/tmp", "Type": "tmpfs", "ReadOnly": False,
                               "TmpfsOptions": {"SizeBytes": 1 << 20}}

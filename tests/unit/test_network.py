@@ -225,3 +225,12 @@ def test_a_long_answer_is_truncated_over_udp_and_whole_over_tcp():
     assert len(whole.answer[0]) == 60
     big = ask(picture, "tasks.api", use_edns=0, payload=4096)
     assert len(big.answer[0]) == 60
+
+
+def test_a_network_the_engine_refuses_for_an_overlap_is_told_apart():
+    from swarmpy.network.attach import _refusal
+    error = ('network web_front: 400 Client Error: Bad Request ("Pool overlaps with other one on this address '
+             'space"); network web_back: timed out')
+    assert _refusal(error, "web_front").startswith("network web_front: 400")
+    assert _refusal(error, "web_back") is None  # a time-out may pass
+    assert _refusal(error, "web") is None

@@ -64,3 +64,29 @@ def test_parts_start_in_order_with_their_command_lines(tmp_path):
     manager = parts[1].command
     assert manager[-6:] == ["manager", "--no-lb", "--node-id", "n1", "--state-dir", str(tmp_path)]
     assert "--local-node" in parts[3].command
+
+
+def test_a_systemd_unit_runs_the_supervisor_and_restarts_it(tmp_path):
+    from swarmpy.bootstrap import unit_name, unit_text
+    state = StateDir(tmp_path / "a")
+    text = unit_text(state, ["redis", "sentinel", "manager", "lb", "worker"])
+    service = dict(line.split("=", 1) for line in text.split("[Service]")[1].split("[Install]")[0].split("\n")
+                   if "=" in line)
+    assert service["ExecStart"].endswith(" -m swarmpy supervise --local-node --part=redis --part=sentinel "
+                                         f"--part=manager --part=lb --part=worker --state-dir {tmp_path / 'a'}")
+    assert service["Restart"] == "always" and service["KillMode"] == "mixed"
+    assert unit_name(state) != unit_name(StateDir(tmp_path / "b"))  # clusters side by side
+
+
+def test_init_with_systemd_where_there_is_none_says_so_and_makes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    from swarmpy.bootstrap import has_systemd
+    if has_systemd():
+        import pytest
+        pytest.skip("this machine runs systemd")
+    done = subprocess.run([sys.executable, "-m", "swarmpy", "init", "--systemd", "--state-dir", str(tmp_path / "s")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "does not run systemd" in done.stderr + done.stdout
+    assert not (tmp_path / "s").exists()
