@@ -85,6 +85,7 @@ def remove(ctx: ManagerContext, node: Node, force: bool) -> dict:
                         status=409)
     identity = ctx.store.node_identity(node.id)
     ctx.store.delete_node(node.id)
+    _forget_sentinels_of(ctx, node)  # a dead manager's: the others count it no more
     if node.ssh_user is None or node.status != NodeStatus.READY:
         return {"removed": node.id, "cleaned": False,
                 "message": f"node {node.hostname} is {node.status.value}: what ran there was left as it is"}
@@ -137,16 +138,25 @@ def demote(ctx: ManagerContext, node: Node) -> Node:
         raise NodeError(f"the store's master is on {node.hostname} and no replica took over: "
                         "it cannot be demoted now", status=503)
     _on_host(ctx, node, "stop_manager", "demote")
-    for s in own:
-        ctx.store.remove_sentinel(s)
-    if own:  # once it stopped (2 s after the job), the others forget it and its replica
-        time.sleep(3)
-        replication.forget(ctx.config, others)
-        replication.set_quorum(ctx.config, others)
+    if own:
+        time.sleep(3)  # it stops 2 s after the job answered
+    _forget_sentinels_of(ctx, node)
 
     def change(n: Node) -> None:
         n.role, n.manager_addr = "worker", None
     return ctx.store.update_node(node.id, change)
+
+
+def _forget_sentinels_of(ctx: ManagerContext, node: Node) -> None:
+    """The node's Sentinel leaves the set: the others forget it and its replica, and count one less."""
+    own = [s for s in ctx.store.sentinels() if replication.address(s)[0] == node.address]
+    if not own:
+        return
+    for s in own:
+        ctx.store.remove_sentinel(s)
+    others = ctx.store.sentinels()
+    replication.forget(ctx.config, others)
+    replication.set_quorum(ctx.config, others)
 
 
 def set_lb(ctx: ManagerContext, node: Node, on: bool) -> None:
