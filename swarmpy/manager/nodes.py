@@ -7,6 +7,7 @@ and the API waits for its answer.
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 import uuid
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from swarmpy.manager.context import ManagerContext
 from swarmpy.model import Node, NodeStatus, Service, new_id
 from swarmpy.store import NotFound, replication
+
+log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 30.0
 PROMOTE_TIMEOUT = 60.0
@@ -121,6 +124,11 @@ def promote(ctx: ManagerContext, node: Node) -> Node:
     if result.get("sentinel"):  # one more Sentinel: every Sentinel's quorum follows
         ctx.store.add_sentinels(result["sentinel"])
         replication.set_quorum(ctx.config, ctx.store.sentinels())
+        # the new replica is a manager's only once every Sentinel could fail over to it
+        replica = (node.address, replication.master_address(ctx.config)[1])
+        late = replication.wait_replica_known(ctx.config, ctx.store.sentinels(), replica, result["sentinel"])
+        if late:
+            log.warning("promote %s: Sentinels %s do not know its replica yet", node.hostname, ", ".join(late))
     return node
 
 

@@ -28,7 +28,9 @@ from swarmpy.settings import StateDir
 
 log = logging.getLogger(__name__)
 
-ALIVE_TTL = 5.0
+# Outlives a store failover (Sentinel needs up to ~5 s), so the managers that survive one are never
+# shown Unreachable, nor the new leader missing, while they reconnect.
+ALIVE_TTL = 15.0
 started_at = time.time()
 
 

@@ -22,6 +22,8 @@ import time
 from urllib.parse import unquote, urlparse
 
 import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 MASTER_NAME = "swarmpy"
@@ -50,16 +52,26 @@ def client(config, decode_responses: bool = True, **kwargs) -> redis.Redis:
     kwargs.setdefault("health_check_interval", 10)
     kwargs.setdefault("socket_keepalive", True)
     kwargs.setdefault("retry_on_timeout", True)
+    kwargs.setdefault("retry", master_retry())
     if not config.sentinels:
         return redis.Redis.from_url(config.redis_url, decode_responses=decode_responses, **kwargs)
     return sentinels(config).master_for(MASTER_NAME, password=password_of(config.redis_url),
                                         decode_responses=decode_responses, **kwargs)
 
 
+def master_retry() -> Retry:
+    """A call retried a few times within a second (a pooled connection to a master that has just
+    gone reconnects to the new one), then it fails: redis-py's default retries for seconds, and a
+    request or a control loop would hang that long during a failover."""
+    return Retry(ExponentialBackoff(cap=0.4, base=0.05), 3)
+
+
 def sentinels(config, addresses: list[str] | None = None) -> Sentinel:
     password = password_of(config.redis_url)
+    # no retry of one Sentinel: the next one is asked (a dead Sentinel cost ~9 s of retries)
     return Sentinel([address(a) for a in addresses or config.sentinels],
-                    sentinel_kwargs={"password": password, "socket_timeout": 1.0, "socket_connect_timeout": 1.0},
+                    sentinel_kwargs={"password": password, "socket_timeout": 1.0, "socket_connect_timeout": 1.0,
+                                     "retry": Retry(NoBackoff(), 0)},
                     socket_timeout=5.0, socket_connect_timeout=2.0)
 
 
@@ -102,7 +114,7 @@ def sentinel_conf(port: int, binds: list[str], password: str, data_dir: str, log
 def sentinel_connection(config, addr: str) -> redis.Redis:
     host, port = address(addr)
     return redis.Redis(host=host, port=port, password=password_of(config.redis_url), socket_timeout=2.0,
-                       socket_connect_timeout=2.0, decode_responses=True)
+                       socket_connect_timeout=2.0, decode_responses=True, retry=Retry(NoBackoff(), 0))
 
 
 def set_quorum(config, addresses: list[str]) -> list[str]:
@@ -125,6 +137,45 @@ def forget(config, addresses: list[str]) -> None:
             sentinel_connection(config, addr).execute_command("SENTINEL", "RESET", MASTER_NAME)
         except redis.RedisError:
             pass
+
+
+def _knows_replica(sentinel: redis.Redis, replica: tuple[str, int]) -> bool:
+    try:
+        known = sentinel.sentinel_slaves(MASTER_NAME)
+    except redis.RedisError:
+        return False
+    return any((r["ip"], r["port"]) == replica and not (r["is_sdown"] or r["is_disconnected"])
+               and r.get("master-link-status") == "ok" for r in known)
+
+
+def _in_sync(master: redis.Redis, replica: tuple[str, int]) -> bool:
+    try:
+        info = master.info("replication")
+    except redis.RedisError:
+        return False
+    return any(isinstance(v, dict) and (v.get("ip"), v.get("port")) == replica and v.get("state") == "online"
+               for k, v in info.items() if k.startswith("slave"))
+
+
+def wait_replica_known(config, addresses: list[str], replica: tuple[str, int], own: str,
+                       timeout: float = 15.0) -> list[str]:
+    """Wait until every Sentinel knows the new replica, in sync: a Sentinel that knows no replica
+    cannot fail over (it aborts with no good replica, and the next try comes seconds later).
+    Sentinels learn replicas from the master's INFO every 10 s; the new host's own Sentinel,
+    which may have asked before its replica connected, is reset to ask again at once.
+    Returns the ones that did not learn it in time."""
+    master = client(config, socket_timeout=2.0)
+    connections = {addr: sentinel_connection(config, addr) for addr in addresses}
+    deadline, reset = time.time() + timeout, False
+    waiting = list(addresses)
+    while waiting and time.time() < deadline:
+        waiting = [s for s in waiting if not _knows_replica(connections[s], replica)]
+        if own in waiting and not reset and _in_sync(master, replica):
+            forget(config, [own])  # `own` asks the master again, now that its replica is there
+            reset = True
+        if waiting:
+            time.sleep(0.25)
+    return waiting
 
 
 def fail_over_from(config, host: str, addresses: list[str], timeout: float = 20.0) -> bool:

@@ -141,8 +141,10 @@ def test_shop_stack_talks_by_name_over_its_two_networks(cluster, example_images)
             except (OSError, http.client.HTTPException, AssertionError):
                 return None  # the api not healthy yet: nginx answers 502
         wait_for(visit, 30, what="the shop to answer through the mesh")
-        wait_for(lambda: len(json.loads(cluster.cli("service", "inspect", "shop_api").stdout)[0]["endpoint"]
-                             ["backends"]["shop_front"]) == 3, 30, what="every api task healthy")
+        def all_routed() -> bool:  # every api task healthy, and nginx's node sends to each by the VIP
+            api = json.loads(cluster.cli("service", "inspect", "shop_api").stdout)[0]
+            return len(api["endpoint"]["backends"]["shop_front"]) == 3 and api["summary"]["routed"]
+        wait_for(all_routed, 30, what="every api task healthy and routed")
         answers = [visit() for _ in range(30)]
         counts = [int(a.rsplit(" ", 1)[1]) for a in answers]
         assert counts == sorted(counts) and len(set(counts)) == 30  # one Redis counted every visit
