@@ -188,7 +188,7 @@ class StatusPublisher:
         try:
             store = self.store()
             if status["node_id"] is None:
-                status["node_id"] = self.supervisor.node_id = _local_node_id(store)
+                status["node_id"] = self.supervisor.node_id = store.local_node_id(socket.gethostname())
             store.mark_alive("supervisor", self.name, status, REPORT_TTL)
         except Exception as e:  # noqa: BLE001 - any fault of the store: it may be a part that is restarting
             log.debug("supervisor: cannot report to the store: %s", e)
@@ -198,15 +198,6 @@ class StatusPublisher:
             self.store().forget_alive("supervisor", self.name)
         except Exception:  # noqa: BLE001
             pass
-
-
-def _local_node_id(store) -> str | None:
-    """The node of this machine's own engine (registered by the worker with --local-node)."""
-    machine = socket.gethostname()
-    for node in store.list_nodes():
-        if node.ssh_user is None and node.machine == machine:
-            return node.id
-    return None
 
 
 def commands(state: StateDir, names: list[str], node_id: str | None, local_node: bool) -> list[Part]:

@@ -34,21 +34,13 @@ ALIVE_TTL = 15.0
 started_at = time.time()
 
 
-def _local_node_id(ctx: ManagerContext) -> str | None:
-    machine = socket.gethostname()
-    for node in ctx.store.list_nodes():
-        if node.ssh_user is None and node.machine == machine:
-            return node.id
-    return None
-
-
 def _announce(ctx: ManagerContext, node_id: str | None, stop: threading.Event) -> None:
     """Say every second that this manager is alive, and on which node it runs; keep the others'
     addresses in the state dir, for the CLI here to reach one when this one is gone."""
     known: list[str] = []
     while not stop.is_set():
         try:
-            nid = node_id or _local_node_id(ctx)
+            nid = node_id or ctx.store.local_node_id(socket.gethostname())
             ctx.store.mark_alive("manager", ctx.manager_id, {
                 "node_id": nid, "api_url": ctx.config.api_url, "machine": socket.gethostname(),
                 "pid": os.getpid(), "started_at": started_at}, ALIVE_TTL)

@@ -25,6 +25,10 @@ class NodeRecords(StoreBase):
         nodes = [Node.from_dict(json.loads(v)) for v in self.redis.hvals(self._nodes_key())]
         return sorted(nodes, key=lambda n: (n.hostname, n.id))
 
+    def local_node_id(self, machine: str) -> str | None:
+        """The node of `machine`'s own engine (the one reached without SSH), if registered."""
+        return next((n.id for n in self.list_nodes() if n.ssh_user is None and n.machine == machine), None)
+
     def find_node(self, ref: str) -> Node:
         """A node by id, id prefix or hostname, as `docker node` commands accept."""
         nodes = self.list_nodes()
