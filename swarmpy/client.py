@@ -23,10 +23,10 @@ from swarmpy.settings import DEFAULT_API_PORT, StateDir
 class ClientError(Exception):
     """The manager refused a request (or could not be reached)."""
 
-    def __init__(self, message: str, status: int | None = None, field: str | None = None,
+    def __init__(self, message: str, status: int | None = None, path: str | None = None,
                  problems: list[dict] | None = None):
         super().__init__(message)
-        self.status, self.field, self.problems = status, field, problems or []
+        self.status, self.path, self.problems = status, path, problems or []
 
 
 def _never_connected(error: requests.ConnectionError) -> bool:
@@ -73,7 +73,7 @@ class Client:
                 body = response.json()
             except ValueError:
                 body = {"error": response.text.strip() or response.reason}
-            raise ClientError(body.get("error") or response.reason, response.status_code, body.get("field"),
+            raise ClientError(body.get("error") or response.reason, response.status_code, body.get("path"),
                               body.get("problems"))
         return response
 

@@ -15,6 +15,7 @@ from swarmpy.cli.common import (EXIT_ERROR, TASK_COLUMNS, console, fail, format_
 from swarmpy.cli.progress import wait_converged
 from swarmpy.cli.service import SERVICE_COLUMNS, service_rows
 from swarmpy.compose import ComposeError, load_stack
+from swarmpy.model import validation
 
 
 @click.group("stack")
@@ -92,6 +93,11 @@ def _object_contents(stack) -> dict:
 def deploy(client, files, prune, detach, timeout, name):
     """Deploy a new stack or update an existing one."""
     stack = _load(files, name)
+    problems = validation.stack_problems(name, stack)  # the manager's own rules, before anything is sent
+    for path, message in problems:
+        click.echo(f"error: {path}: {message}", err=True)
+    if problems:
+        sys.exit(EXIT_ERROR)
     result = client.deploy(name, stack.to_dict(), _object_contents(stack), prune)
     changed = [s["name"] for s in result["services"] if s["changed"]]
     for s in result["services"]:

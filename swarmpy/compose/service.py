@@ -10,7 +10,7 @@ from swarmpy.compose.deploy import convert_deploy
 from swarmpy.compose.errors import ComposeError
 from swarmpy.compose.files import read_env_file
 from swarmpy.compose.ignored import ignored_reason
-from swarmpy.compose.images import check_image
+from swarmpy.model.images import check_image
 from swarmpy.compose.mounts import parse_tmpfs, parse_volume
 from swarmpy.compose.ports import parse_port
 from swarmpy.compose.project import Project, display_name

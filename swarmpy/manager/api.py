@@ -1,8 +1,11 @@
 """The manager's REST API (Flask app factory). The CLI's only way into a cluster.
 
 Every request carries the cluster token (`Authorization: Bearer ...`), or gets
-401. Bad bodies get 400 with a JSON error naming the field; unknown objects
-404; a stale version 409. Errors are always JSON: {"error": ..., "field": ...}.
+401. Every body is checked by `swarmpy.model.validation`, the same checks the
+CLI runs: a bad one gets 400 with a JSON error naming the field, and nothing
+is written. Unknown objects get 404; a stale version 409; a body over
+MAX_BODY 413. Errors are always JSON, `{"error": ..., "path": ...}`; a fault
+of the manager itself is a JSON 500 with a request id, logged with the same id.
 """
 
 from __future__ import annotations
@@ -10,20 +13,29 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
+import uuid
 from typing import Any
 
 from flask import Flask, Response, jsonify, request, stream_with_context
+from werkzeug.exceptions import HTTPException
 
 from swarmpy import __version__
 from swarmpy.manager import nodes as node_ops
 from swarmpy.manager import networks, objects, stacks, views
 from swarmpy.manager.context import ManagerContext
-from swarmpy.model import Availability, Service, StackSpec, has_healthcheck, takes_traffic
-from swarmpy.store import Conflict, NotFound
+from swarmpy.model import Availability, Service, has_healthcheck, takes_traffic
+from swarmpy.model import bodies, validation
+from swarmpy.model.validation import Invalid
+from swarmpy.network import names as network_names
+from swarmpy.store import Conflict, NotFound, replication
 
 log = logging.getLogger(__name__)
 
 REPLICATION_WAIT = 2.0  # seconds a change may wait for a replica of the store to confirm it
+MAX_BODY = 8 * 1024 * 1024  # a stack of a thousand services is well under 2 MiB
+DEFAULT_MAX_REPLICAS = 10_000  # per service, unless `cluster update --max-replicas` says otherwise
+EVENT_ID = re.compile(r"(\d{1,20})(-\d{1,20})?\Z")  # a Redis stream id, as /events gives them
 
 
 class BadRequest(Exception):
@@ -32,28 +44,47 @@ class BadRequest(Exception):
         self.field, self.status, self.extra = field, status, extra
 
 
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object", field="(body)")
-    return data
+def _parse(kind: type, strip: str | None = None):
+    """The request's body as `kind`, checked (types, unknown keys, JSON nesting)."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise Invalid([("(body)", "the body must be a JSON object")])
+    return validation.parse(kind, raw, strip)
 
 
-def _field(body: dict, name: str, kind, required: bool = True, default=None):
-    if name not in body or body[name] is None:
-        if required:
-            raise BadRequest(f"{name} is required", field=name)
+def _flag(name: str) -> bool:
+    return request.args.get(name, "") in ("1", "true")
+
+
+def _number(name: str, default: int, low: int, high: int) -> int:
+    text = request.args.get(name)
+    if text is None or text == "":
         return default
-    value = body[name]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise BadRequest(f"{name} must be of type {names}", field=name)
-    return value
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}, not {text[:40]!r}", field=name)
+    return int(text)
+
+
+def max_replicas(store) -> int:
+    return int(store.cluster_info().get("max_replicas") or DEFAULT_MAX_REPLICAS)
+
+
+def reserved_ports(ctx: ManagerContext) -> dict[tuple[int, str], str]:
+    """Ports the cluster itself listens on, which no service may publish."""
+    ports = {(ctx.config.api_port, "tcp"): "the managers' API", (network_names.VXLAN_PORT, "udp"): "VXLAN"}
+    if ctx.config.sentinels:
+        ports[(replication.address(ctx.config.sentinels[0])[1], "tcp")] = "Redis Sentinel"
+    try:
+        ports[(replication.master_address(ctx.config)[1], "tcp")] = "the store (Redis)"
+    except Exception:  # noqa: BLE001 - the master's port is known again at the next deploy
+        pass
+    return ports
 
 
 def create_app(ctx: ManagerContext) -> Flask:
     app = Flask("swarmpy.manager")
     app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     store = ctx.store
 
     @app.before_request
@@ -87,12 +118,12 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     @app.errorhandler(BadRequest)
     def bad_request(e: BadRequest):
-        return jsonify(error=str(e), field=e.field, **e.extra), e.status
+        return jsonify(error=str(e), path=e.field, **e.extra), e.status
 
-    @app.errorhandler(stacks.StackError)
-    def stack_error(e: stacks.StackError):
-        return jsonify(error=str(e), field=e.problems[0][0] if e.problems else None,
-                       problems=[{"field": f, "message": m} for f, m in e.problems]), e.status
+    @app.errorhandler(Invalid)
+    def invalid(e: Invalid):
+        return jsonify(error=str(e), path=e.path,
+                       problems=[{"path": p, "message": m} for p, m in e.problems]), e.status
 
     @app.errorhandler(NotFound)
     def not_found(e):
@@ -102,13 +133,20 @@ def create_app(ctx: ManagerContext) -> Flask:
     def conflict(e):
         return jsonify(error=str(e)), 409
 
-    @app.errorhandler(404)
-    def no_route(e):
-        return jsonify(error=f"no such endpoint: {request.method} {request.path}"), 404
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        messages = {404: f"no such endpoint: {request.method} {request.path}",
+                    405: f"method {request.method} not allowed on {request.path}",
+                    413: f"the body is too large: at most {MAX_BODY // (1024 * 1024)} MiB"}
+        return jsonify(error=messages.get(e.code, e.description)), e.code
 
-    @app.errorhandler(405)
-    def bad_method(e):
-        return jsonify(error=f"method {request.method} not allowed on {request.path}"), 405
+    @app.errorhandler(Exception)
+    def fault(e: Exception):
+        """A fault of the manager: the client gets an id to quote, the log the traceback with it."""
+        request_id = uuid.uuid4().hex[:12]
+        log.error("api: request %s: %s %s failed", request_id, request.method, request.path, exc_info=e)
+        return jsonify(error=f"internal error of the manager (request id {request_id}: see its log)",
+                       request_id=request_id), 500
 
     @app.get("/health")
     def health():
@@ -136,7 +174,10 @@ def create_app(ctx: ManagerContext) -> Flask:
     @app.get("/events")
     def events():
         since = request.args.get("since") or store.last_event_id()
-        block = min(int(request.args.get("block", 0)), 30_000)
+        if since != "0" and not EVENT_ID.match(since):
+            raise BadRequest(f"since must be an event id as /events gives them (like 1718000000000-0), "
+                             f"not {since[:40]!r}", field="since")
+        block = _number("block", 0, 0, 30_000)
         found = store.read_events(since, block_ms=block or None, count=1000)
         return jsonify(last=found[-1][0] if found else since,
                        events=[{"id": i, **e} for i, e in found])
@@ -153,18 +194,13 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     @app.post("/nodes")
     def add_node():
-        body = _body()
-        name = _field(body, "name", str)
-        ssh = _field(body, "ssh", dict)
-        host = _field(ssh, "host", str)
-        port = _field(ssh, "port", int, required=False, default=22)
-        user = _field(ssh, "user", str, required=False, default="root")
-        labels = _field(body, "labels", dict, required=False, default={})
-        identity = _field(body, "identity", str, required=False)
-        host_key = _field(body, "host_key", str, required=False)
-        accept = _field(body, "accept_host_key", bool, required=False, default=False)
+        b = _parse(bodies.NodeAdd)
+        validation.check_name("node", b.name)
+        if not 1 <= b.ssh.port <= 65535:
+            raise BadRequest("ssh.port must be between 1 and 65535", field="ssh.port")
         try:
-            node = node_ops.add(ctx, name, host, port, user, labels, identity, host_key, accept)
+            node = node_ops.add(ctx, b.name, b.ssh.host, b.ssh.port, b.ssh.user, b.labels, b.identity, b.host_key,
+                                b.accept_host_key)
         except node_ops.NodeError as e:
             raise BadRequest(str(e), field=e.field, status=e.status)
         return jsonify(node.to_dict()), 201
@@ -176,24 +212,18 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     @app.patch("/nodes/<ref>")
     def update_node(ref):
-        body = _body()
+        b = _parse(bodies.NodeUpdate)
         node = store.find_node(ref)
-        version = _field(body, "version", int, required=False)
-        availability = _field(body, "availability", str, required=False)
-        if availability is not None and availability not in [a.value for a in Availability]:
-            raise BadRequest(f"availability must be active, pause or drain, not {availability!r}",
-                             field="availability")
-        add = _field(body, "label_add", dict, required=False, default={})
-        remove = _field(body, "label_rm", list, required=False, default=[])
-        lb = _field(body, "lb", bool, required=False)
+        version, availability, add, remove, lb = b.version, b.availability, b.label_add, b.label_rm, b.lb
+        if any(not key or "\x00" in key for key in add):
+            raise BadRequest("a label needs a name", field="label_add")
         if version is not None and version != node.version:
             raise Conflict(f"node {node.hostname} changed since version {version} (now {node.version})")
 
         def change(n):
             if availability is not None:
                 n.availability = Availability(availability)
-            n.labels = {**{k: v for k, v in n.labels.items() if k not in remove},
-                        **{str(k): str(v) for k, v in add.items()}}
+            n.labels = {**{k: v for k, v in n.labels.items() if k not in remove}, **add}
             if lb is not None:
                 n.lb = lb
         node = store.update_node(node.id, change)
@@ -209,7 +239,7 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     @app.delete("/nodes/<ref>")
     def remove_node(ref):
-        return jsonify(node_action(node_ops.remove, ref, force=request.args.get("force") in ("1", "true")))
+        return jsonify(node_action(node_ops.remove, ref, force=_flag("force")))
 
     @app.post("/nodes/<ref>/promote")
     def promote(ref):
@@ -229,29 +259,27 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     @app.put("/stacks/<name>")
     def deploy_stack(name):
-        body = _body()
-        raw = _field(body, "stack", dict)
-        try:
-            spec = StackSpec.from_dict(raw)
-        except (TypeError, ValueError, KeyError, AttributeError) as e:
-            raise BadRequest(f"the stack is not a valid stack spec: {e}", field="stack")
-        prune = _field(body, "prune", bool, required=False, default=False)
-        contents = _field(body, "objects", dict, required=False, default={})
+        """All or nothing: a refused deploy writes nothing, its secrets and configs included."""
+        raw = request.get_data(cache=True)
+        body = _parse(bodies.StackDeploy, strip="stack")
+        validation.check_stack(name, body.stack, max_replicas=max_replicas(store), reserved_ports=reserved_ports(ctx))
         for attempt in range(3):  # a deploy is declarative: if the cluster moved meanwhile, plan it again
-            spec = StackSpec.from_dict(raw) if attempt else spec  # planning fills in published ports
+            spec = validation.parse(bodies.StackDeploy, raw).stack if attempt else body.stack  # planning fills in ports
             existing = store.list_services(stack=name)
             try:
                 joined = networks.plan_stack_networks(store, name, spec)
             except networks.NetworkError as e:
                 raise BadRequest(str(e), field=e.field, status=e.status)
-            plan = stacks.plan_stack(name, spec, existing, store.published_ports(), prune,
+            plan = stacks.plan_stack(name, spec, existing, store.published_ports(), body.prune,
                                      networks=joined.by_service)
-            objects.store_stack_objects(ctx, name, spec, contents)
+            new_objects = objects.prepare_stack_objects(ctx, name, spec, body.objects)
+            objects.write_all(ctx, new_objects)
             try:
                 store.write_stack(plan.record, plan.changed, plan.removed, plan.expected, joined.new)
                 break
-            except Conflict:
-                if attempt == 2:
+            except BaseException as e:
+                objects.undo(ctx, new_objects)
+                if not isinstance(e, Conflict) or attempt == 2:
                     raise
         networks.ensure_vips(store, plan.changed)
         return jsonify(services=[{"id": s.id, "name": s.name, "version": s.version, "changed": True}
@@ -260,7 +288,7 @@ def create_app(ctx: ManagerContext) -> Flask:
                           for s in plan.unchanged],
                        removed=[s.name for s in plan.removed])
 
-    @app.delete("/stacks/<name>")
+    @app.delete("/stacks/<path:name>")  # any name: one made before names were checked too
     def remove_stack(name):
         services = store.list_services(stack=name)
         if not services and store.get_stack(name) is None:
@@ -347,10 +375,12 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     @app.patch("/services/<ref>")
     def update_service(ref):
-        body = _body()
+        b = _parse(bodies.ServiceScale)
         service = store.find_service(ref)
-        version = _field(body, "version", int, required=False)
-        replicas = _field(body, "replicas", int)
+        version, replicas = b.version, b.replicas
+        if not 0 <= replicas <= max_replicas(store):
+            raise BadRequest(f"replicas must be from 0 to {max_replicas(store)} (the cluster's limit, "
+                             "`swarmpy cluster update --max-replicas`)", field="replicas")
         if version is not None and version != service.version:
             raise Conflict(f"service {service.name} changed since version {version} (now {service.version})")
         scaled = stacks.scale(service, replicas)
@@ -366,9 +396,10 @@ def create_app(ctx: ManagerContext) -> Flask:
     @app.get("/services/<ref>/logs")
     def service_logs(ref):
         service = store.find_service(ref)
-        follow = request.args.get("follow") in ("1", "true")
+        follow, timestamps = _flag("follow"), _flag("timestamps")
         tail = request.args.get("tail", "all")
-        timestamps = request.args.get("timestamps") in ("1", "true")
+        if tail != "all":
+            tail = str(_number("tail", 0, 0, 10_000_000))
         lines = node_ops.stream_logs(ctx, service, follow=follow, tail=tail, timestamps=timestamps)
         return Response(stream_with_context(lines), mimetype="text/plain")
 
@@ -388,22 +419,21 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     @app.post("/<any(secrets, configs):plural>")
     def create_object(plural):
-        b, kind = _body(), plural[:-1]
-        name = _field(b, "name", str)
-        content = objects.decode(_field(b, "data", str), "data")
-        labels = _field(b, "labels", dict, required=False, default={})
-        if store.get_object(kind, name) is not None:
-            raise BadRequest(f"{kind} {name} exists already", field="name", status=409)
-        return jsonify(objects.create(ctx, kind, name, content, labels)), 201
+        b, kind = _parse(bodies.ObjectCreate), plural[:-1]
+        validation.check_name(kind, b.name)
+        content = objects.decode(b.data, "data")
+        if kind == "secret" and len(content) > objects.MAX_SECRET:
+            raise BadRequest(f"a secret holds at most {objects.MAX_SECRET // 1024} KiB", field="data")
+        return jsonify(objects.create(ctx, kind, b.name, content, b.labels)), 201
 
-    @app.get("/<any(secrets, configs):plural>/<name>")
+    # any name, `a/b` included: objects named before names were checked can still be inspected and removed
+    @app.get("/<any(secrets, configs):plural>/<path:name>")
     def inspect_object(plural, name):
         return jsonify(objects.inspect(ctx, plural[:-1], name))
 
-    @app.delete("/<any(secrets, configs):plural>/<name>")
+    @app.delete("/<any(secrets, configs):plural>/<path:name>")
     def remove_object(plural, name):
-        objects.remove(ctx, plural[:-1], name)
-        return jsonify(removed=name)
+        return jsonify(removed=objects.remove(ctx, plural[:-1], name))
 
     # ---------------------------------------------------------------- networks
 
@@ -420,22 +450,16 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     @app.post("/networks")
     def create_network():
-        body = _body()
-        name = _field(body, "name", str)
-        subnet = _field(body, "subnet", str, required=False)
-        attachable = _field(body, "attachable", bool, required=False, default=False)
-        internal = _field(body, "internal", bool, required=False, default=False)
-        labels = _field(body, "labels", dict, required=False, default={})
-        mtu = _field(body, "mtu", int, required=False)
-        network = network_action(networks.create, name, subnet, attachable, internal,
-                                 {str(k): str(v) for k, v in labels.items()}, mtu)
+        b = _parse(bodies.NetworkCreate)
+        validation.check_name("network", b.name)
+        network = network_action(networks.create, b.name, b.subnet, b.attachable, b.internal, b.labels, b.mtu)
         return jsonify(networks.view(store, network)), 201
 
     @app.get("/networks/<ref>")
     def inspect_network(ref):
         return jsonify(networks.inspect(store, store.find_network(ref)))
 
-    @app.delete("/networks/<ref>")
+    @app.delete("/networks/<path:ref>")
     def remove_network(ref):
         network = store.find_network(ref)
         network_action(networks.remove, network)

@@ -15,22 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmpy.model import Service, ServiceNetwork, ServiceSpec, StackSpec, new_id
+from swarmpy.model.validation import Invalid
 
 PORT_RANGE = (30000, 32767)  # Swarm's range for published ports the file leaves out
-MODES = ("replicated", "global", "replicated-job", "global-job")
-CONSTRAINT_FIELDS = ("node.id", "node.hostname", "node.role", "node.platform.os", "node.platform.arch")
-CONSTRAINT_PREFIXES = ("node.labels.", "engine.labels.")
 # deploy settings that belong to the service, not to its tasks: changing them keeps the tasks
 _SERVICE_ONLY = ("replicas", "max_concurrent", "update_config", "rollback_config", "labels", "endpoint_mode",
                  "mode")
 
 
-class StackError(Exception):
-    """The stack cannot be deployed: `problems` are (field path, what is wrong)."""
-
-    def __init__(self, problems: list[tuple[str, str]], status: int = 400):
-        super().__init__("; ".join(f"{f}: {m}" for f, m in problems))
-        self.problems, self.status = problems, status
+class StackError(Invalid):
+    """The stack cannot be deployed as the cluster stands: a port another service publishes, a
+    secret that exists with other content. `problems` are (field path, what is wrong)."""
 
 
 @dataclass
@@ -51,43 +46,6 @@ def task_part(spec: ServiceSpec) -> dict[str, Any]:
     for key in _SERVICE_ONLY:
         d["deploy"].pop(key, None)
     return d
-
-
-def check(stack: StackSpec) -> list[tuple[str, str]]:
-    """What the manager refuses even when the client's loader let it through."""
-    problems = []
-    if not stack.services:
-        problems.append(("services", "the stack has no services"))
-    for name, svc in stack.services.items():
-        at = f"services.{name}"
-        if not svc.image:
-            problems.append((f"{at}.image", "a service needs an image"))
-        d = svc.deploy
-        if d.mode not in MODES:
-            problems.append((f"{at}.deploy.mode", f"unknown mode {d.mode!r} (one of {', '.join(MODES)})"))
-        if d.replicas < 0:
-            problems.append((f"{at}.deploy.replicas", "must not be negative"))
-        if d.mode.startswith("global") and d.replicas not in (1, None):
-            problems.append((f"{at}.deploy.replicas", f"replicas can only be used with replicated mode (mode is {d.mode})"))
-        for i, c in enumerate(d.placement.constraints):
-            if c.field not in CONSTRAINT_FIELDS and not c.field.startswith(CONSTRAINT_PREFIXES):
-                problems.append((f"{at}.deploy.placement.constraints.{i}", f"unknown constraint field {c.field!r}"))
-            if c.operator not in ("==", "!="):
-                problems.append((f"{at}.deploy.placement.constraints.{i}", f"bad operator {c.operator!r} (== or !=)"))
-        for i, p in enumerate(svc.ports):
-            if not 1 <= p.target <= 65535 or (p.published is not None and not 1 <= p.published <= 65535):
-                problems.append((f"{at}.ports.{i}", "ports must be between 1 and 65535"))
-            if p.protocol not in ("tcp", "udp"):
-                problems.append((f"{at}.ports.{i}.protocol", f"unknown protocol {p.protocol!r}"))
-            if p.mode not in ("ingress", "host"):
-                problems.append((f"{at}.ports.{i}.mode", f"unknown mode {p.mode!r} (ingress or host)"))
-        if d.restart_policy.condition not in ("none", "on-failure", "any"):
-            problems.append((f"{at}.deploy.restart_policy.condition", f"unknown condition {d.restart_policy.condition!r}"))
-        for kind, refs in (("secrets", svc.secrets), ("configs", svc.configs)):
-            for ref in refs:
-                if ref.source not in getattr(stack, kind):
-                    problems.append((f"{at}.{kind}", f"{kind[:-1]} {ref.source!r} is not declared in the stack"))
-    return problems
 
 
 def assign_published_ports(stack_name: str, stack: StackSpec, existing: dict[str, Service],
@@ -129,9 +87,8 @@ def plan_stack(name: str, stack: StackSpec, existing: list[Service], published: 
     """`existing`: the stack's services now; `published`: the cluster's ingress ports in use;
     `networks`: each service's networks (by its key in the file), resolved to the cluster's."""
     now = now or time.time()
-    problems = check(stack)
     by_name = {s.name: s for s in existing}
-    problems += assign_published_ports(name, stack, by_name, published)
+    problems = assign_published_ports(name, stack, by_name, published)
     if problems:
         raise StackError(problems)
     record = {"name": name, "networks": {k: v.to_dict() for k, v in stack.networks.items()},

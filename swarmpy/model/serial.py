@@ -14,6 +14,9 @@ from typing import Any
 class Serializable:
     """Mixin: dict round trip for nested dataclasses (JSON for HTTP and Redis)."""
 
+    # how `swarmpy.model.validation` reads them: JSON types exactly, no unknown keys
+    __pydantic_config__ = {"strict": True, "extra": "forbid"}
+
     def to_dict(self) -> dict[str, Any]:
         return _encode(self)
 

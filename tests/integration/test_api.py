@@ -36,17 +36,17 @@ def test_requests_without_the_token_get_401(cluster):
 def test_bad_bodies_get_400_naming_the_field(cluster):
     base, s = api(cluster)
     r = s.put(base + "/stacks/x", data="not json", headers={"Content-Type": "application/json"}, timeout=10)
-    assert r.status_code == 400 and r.json()["field"] == "(body)"
+    assert r.status_code == 400 and r.json()["path"] == "(body)"
     r = s.put(base + "/stacks/x", json={"prune": True}, timeout=10)
-    assert r.status_code == 400 and r.json()["field"] == "stack"
+    assert r.status_code == 400 and r.json()["path"] == "stack"
     r = s.post(base + "/nodes", json={"name": "n", "ssh": {"host": "10.0.0.1", "port": "22"}}, timeout=10)
-    assert r.status_code == 400 and r.json()["field"] == "port"
-    stack = {"services": {"web": {"name": "web", "image": "x", "deploy": {
+    assert r.status_code == 400 and r.json()["path"] == "ssh.port"
+    stack = {"services": {"web": {"name": "web", "image": "busybox", "deploy": {
         "mode": "global", "replicas": 3,
         "placement": {"constraints": [{"field": "node.colour", "operator": "==", "value": "red"}]}}}}}
     r = s.put(base + "/stacks/bad", json={"stack": stack}, timeout=10)
     assert r.status_code == 400
-    fields = {p["field"]: p["message"] for p in r.json()["problems"]}
+    fields = {p["path"]: p["message"] for p in r.json()["problems"]}
     assert "replicas can only be used with replicated mode" in fields["services.web.deploy.replicas"]
     assert "unknown constraint field 'node.colour'" in fields["services.web.deploy.placement.constraints.0"]
     assert s.get(base + "/stacks", timeout=10).json() == [] or "bad" not in [
@@ -100,3 +100,104 @@ def test_two_services_publishing_one_port_are_refused_naming_both(cluster, tmp_p
         assert "portb" not in cluster.cli("stack", "ls").stdout
     finally:
         cluster.cli("stack", "rm", "porta")
+
+
+def stored(s, base) -> dict:
+    """What a client sees of the cluster's objects: stacks, services, secrets, configs, networks."""
+    return {path: sorted(x.get("name", "") for x in s.get(base + path, timeout=10).json())
+            for path in ("/stacks", "/services", "/secrets", "/configs", "/networks")}
+
+
+def deploy_body(**service) -> dict:
+    return {"stack": {"services": {"web": {"name": "web", "image": "swarmpy/busybox:latest", **service}}}}
+
+
+def test_mutated_specs_and_names_are_refused_as_json_and_store_nothing(cluster):
+    base, s = api(cluster)
+    before = stored(s, base)
+    refused = [
+        ("put", "/stacks/mut", deploy_body(image=7), "services.web.image"),
+        ("put", "/stacks/mut", deploy_body(deploy={"replicas": True}), "services.web.deploy.replicas"),
+        ("put", "/stacks/mut", deploy_body(working_dir=7), "services.web.working_dir"),
+        ("put", "/stacks/mut", deploy_body(working_dir="relative"), "services.web.working_dir"),
+        ("put", "/stacks/mut", deploy_body(deploy={"replicas": 1_000_000_000_000}), "services.web.deploy.replicas"),
+        ("put", "/stacks/mut", deploy_body(ports=[{"target": 80, "published": cluster.api_port}]),
+         "services.web.ports.0.published"),
+        ("put", "/stacks/" + "x" * 64, deploy_body(), "(stack name)"),
+        ("put", "/stacks/-x", deploy_body(), "(stack name)"),
+        ("patch", "/services/nope", {"replicas": "3"}, "replicas"),
+        ("post", "/networks", {"name": "a/b"}, "name"),
+    ]
+    for name in ("", "..", "../../etc/passwd", "a/b", "a\x00b", "x" * 10_000):
+        refused.append(("post", "/secrets", {"name": name, "data": "eA=="}, "name"))
+        refused.append(("post", "/configs", {"name": name, "data": "eA=="}, "name"))
+    for method, path, body, where in refused:
+        r = getattr(s, method)(base + path, json=body, timeout=10)
+        assert r.status_code == 400 and r.headers["Content-Type"] == "application/json", (path, body, r.text)
+        assert r.json()["path"] == where, (path, body, r.json())
+    assert "at most" in s.put(base + "/stacks/mut", json=deploy_body(deploy={"replicas": 10**12}),
+                              timeout=10).json()["error"]
+    assert stored(s, base) == before
+
+
+def test_limits_and_bad_queries_get_clear_json_errors(cluster):
+    base, s = api(cluster)
+    before = stored(s, base)
+    r = s.put(base + "/stacks/big", data=b"{" + b" " * (9 * 1024 * 1024) + b"}",
+              headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 413 and "too large" in r.json()["error"]
+    r = s.put(base + "/stacks/deep", data='{"stack": ' + "[" * 50_000 + "]" * 50_000 + "}",
+              headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 400 and r.json()["path"] == "(body)"
+    for query, name in (("block=abc", "block"), ("block=-1", "block"), ("since=garbage", "since")):
+        r = s.get(f"{base}/events?{query}", timeout=10)
+        assert r.status_code == 400 and r.json()["path"] == name, (query, r.text)
+    r = s.get(base + "/services/x/logs?tail=lots", timeout=10)
+    assert r.status_code in (400, 404) and r.headers["Content-Type"] == "application/json"
+    r = s.post(base + "/nodes/x/nope", timeout=10)
+    assert r.status_code in (404, 405) and "error" in r.json()
+    assert stored(s, base) == before
+
+
+def test_a_refused_deploy_writes_no_secret(cluster, tmp_path):
+    base, s = api(cluster)
+    first = cluster.write_stack(tmp_path, STACK.replace("deploy:", "ports: ['18182:80']\n    deploy:"), "a.yml")
+    cluster.deploy(first, "holder")
+    try:
+        body = deploy_body(ports=[{"target": 80, "published": 18182}], secrets=[{"source": "pw", "target": "pw"}])
+        body["stack"]["secrets"] = {"pw": {}}
+        body["objects"] = {"secrets": {"pw": "c2VjcmV0"}}
+        r = s.put(base + "/stacks/thief", json=body, timeout=10)
+        assert r.status_code == 400 and "18182" in r.json()["error"]
+        assert "thief_pw" not in [x["name"] for x in s.get(base + "/secrets", timeout=10).json()]
+        # a secret that exists with other content refuses the deploy (409), and writes nothing else
+        s.post(base + "/secrets", json={"name": "thief_pw", "data": "b2xk"}, timeout=10).raise_for_status()
+        body["stack"]["services"]["web"]["ports"] = []
+        body["stack"]["configs"] = {"cf": {}}
+        body["stack"]["services"]["web"]["configs"] = [{"source": "cf", "target": "/cf"}]
+        body["objects"]["configs"] = {"cf": "eA=="}
+        r = s.put(base + "/stacks/thief", json=body, timeout=10)
+        assert r.status_code == 409 and "other content" in r.json()["error"]
+        assert "thief_cf" not in [x["name"] for x in s.get(base + "/configs", timeout=10).json()]
+        assert "thief" not in [x["name"] for x in s.get(base + "/stacks", timeout=10).json()]
+    finally:
+        s.delete(base + "/secrets/thief_pw", timeout=10)
+        cluster.cli("stack", "rm", "holder")
+
+
+def test_objects_named_before_names_were_checked_can_be_listed_and_removed(cluster):
+    """Written straight into the store, as an older manager let them in."""
+    from swarmpy.store import Store
+    base, s = api(cluster)
+    store = Store.from_config(StateDir(cluster.state_dir).load())
+    odd = {"..": "id-dotdot", "": "id-empty", "a/b": "id-slash", "../../etc/passwd": "id-passwd"}
+    for name, oid in odd.items():
+        store.put_object("config", {"id": oid, "name": name, "labels": {}, "stack": None, "digest": "x",
+                                    "size": 1, "created_at": 0.0}, "eA==")
+    listed = {c["name"] for c in s.get(base + "/configs", timeout=10).json()}
+    assert set(odd) <= listed
+    assert s.get(base + "/configs/a%2Fb", timeout=10).json()["id"] == "id-slash"
+    for name, oid in odd.items():
+        r = s.delete(f"{base}/configs/{oid}", timeout=10)
+        assert r.status_code == 200 and r.json()["removed"] == name
+    assert not set(odd) & {c["name"] for c in s.get(base + "/configs", timeout=10).json()}

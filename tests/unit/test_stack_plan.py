@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from swarmpy.manager.stacks import StackError, check, plan_stack, scale
+from swarmpy.manager.stacks import StackError, plan_stack, scale
+from swarmpy.model.validation import stack_problems
 from swarmpy.model import Constraint, DeploySpec, Placement, Port, ServiceSpec, StackSpec
 
 
@@ -84,11 +85,11 @@ def test_what_the_manager_refuses():
     bad = web(mode="global", replicas=3,
               placement=Placement(constraints=[Constraint("node.colour", "==", "red"),
                                                Constraint("node.role", "=~", "x")]))
-    problems = dict(check(stack(web=bad)))
+    problems = dict(stack_problems("shop", stack(web=bad)))
     assert "replicas can only be used with replicated mode" in problems["services.web.deploy.replicas"]
     assert "unknown constraint field 'node.colour'" in problems["services.web.deploy.placement.constraints.0"]
     assert "bad operator '=~'" in problems["services.web.deploy.placement.constraints.1"]
-    assert check(StackSpec()) == [("services", "the stack has no services")]
+    assert stack_problems("shop", StackSpec()) == [("services", "the stack has no services")]
 
 
 def test_scale_is_for_replicated_services():

@@ -1,0 +1,78 @@
+"""The bodies of the API's requests, as typed as the specs they carry.
+
+`swarmpy.model.validation` checks a body against these (types first, then the
+rules), and the OpenAPI description is made from them: one definition for the
+manager, the CLI and the document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from swarmpy.model.serial import Serializable
+from swarmpy.model.spec import StackSpec
+
+
+@dataclass
+class SshAddress(Serializable):
+    host: str
+    port: int = 22
+    user: str = "root"
+
+
+@dataclass
+class NodeAdd(Serializable):
+    name: str
+    ssh: SshAddress
+    labels: dict[str, str] = field(default_factory=dict)
+    identity: str | None = None  # a private key's path on the manager's machine
+    host_key: str | None = None  # the host key to pin, as `ssh-keyscan` prints it
+    accept_host_key: bool = False
+
+
+@dataclass
+class NodeUpdate(Serializable):
+    version: int | None = None  # refused with 409 when the node changed since
+    availability: Literal["active", "pause", "drain"] | None = None
+    label_add: dict[str, str] = field(default_factory=dict)
+    label_rm: list[str] = field(default_factory=list)
+    lb: bool | None = None
+
+
+@dataclass
+class StackObjects(Serializable):
+    """The content of the secrets and configs a stack declares, base64, by their key in the file."""
+
+    secrets: dict[str, str] = field(default_factory=dict)
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StackDeploy(Serializable):
+    stack: StackSpec
+    prune: bool = False
+    objects: StackObjects = field(default_factory=StackObjects)
+
+
+@dataclass
+class ServiceScale(Serializable):
+    replicas: int
+    version: int | None = None
+
+
+@dataclass
+class ObjectCreate(Serializable):
+    name: str
+    data: str  # base64
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class NetworkCreate(Serializable):
+    name: str
+    subnet: str | None = None
+    attachable: bool = False
+    internal: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    mtu: int | None = None
