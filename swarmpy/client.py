@@ -215,5 +215,8 @@ class Client:
 
     # ---------------------------------------------------------------- load balancers
 
+    def update_cluster(self, **settings) -> dict:
+        return self.patch("/cluster", settings)
+
     def lb_status(self) -> dict:
         return self.get("/lb")

@@ -225,3 +225,18 @@ def lb_status(client, fmt):
 
 
 commands = [init, leave, down, supervise, manager, worker, lb]
+
+
+@click.group("cluster")
+def cluster_group():
+    """The cluster's own settings."""
+
+
+@cluster_group.command("update")
+@click.option("--max-replicas", type=click.IntRange(1, 1_000_000), default=None,
+              help="The most replicas one service may ask for (a deploy or scale above is refused).")
+@with_client
+def cluster_update(client, max_replicas):
+    """Change the cluster's settings."""
+    settings = client.update_cluster(max_replicas=max_replicas)
+    click.echo(f"max replicas per service: {settings['max_replicas']}")

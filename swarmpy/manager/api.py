@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from swarmpy import __version__
 from swarmpy.manager import nodes as node_ops
-from swarmpy.manager import networks, objects, stacks, views
+from swarmpy.manager import networks, objects, openapi, stacks, views
 from swarmpy.manager.context import ManagerContext
 from swarmpy.model import Availability, Service, has_healthcheck, takes_traffic
 from swarmpy.model import bodies, validation
@@ -89,7 +89,7 @@ def create_app(ctx: ManagerContext) -> Flask:
 
     @app.before_request
     def authenticate():
-        if request.path == "/health":
+        if request.path in ("/health", "/openapi.json"):
             return None
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else ""
@@ -170,6 +170,19 @@ def create_app(ctx: ManagerContext) -> Flask:
         return jsonify(version=__version__, cluster_id=cluster.get("id"), manager_id=ctx.manager_id,
                        leader=store.lease_holder("leader"), managers=store.alive("manager"),
                        heartbeat=float(cluster.get("heartbeat", 5)), nodes=len(store.list_nodes()))
+
+    @app.get("/openapi.json")
+    def openapi_document():
+        return jsonify(openapi.document())
+
+    @app.patch("/cluster")
+    def update_cluster():
+        b = _parse(bodies.ClusterUpdate)
+        if b.max_replicas is not None:
+            if not 1 <= b.max_replicas <= 1_000_000:
+                raise BadRequest("max_replicas must be from 1 to 1000000", field="max_replicas")
+            store.set_cluster_info(max_replicas=b.max_replicas)
+        return jsonify(max_replicas=max_replicas(store))
 
     @app.get("/events")
     def events():

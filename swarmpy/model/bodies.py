@@ -76,3 +76,8 @@ class NetworkCreate(Serializable):
     internal: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     mtu: int | None = None
+
+
+@dataclass
+class ClusterUpdate(Serializable):
+    max_replicas: int | None = None  # per service

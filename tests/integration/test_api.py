@@ -201,3 +201,19 @@ def test_objects_named_before_names_were_checked_can_be_listed_and_removed(clust
         r = s.delete(f"{base}/configs/{oid}", timeout=10)
         assert r.status_code == 200 and r.json()["removed"] == name
     assert not set(odd) & {c["name"] for c in s.get(base + "/configs", timeout=10).json()}
+
+
+def test_the_replica_cap_is_a_cluster_setting(cluster, tmp_path):
+    done = cluster.cli("cluster", "update", "--max-replicas", "4")
+    try:
+        assert "4" in done.stdout
+        big = cluster.write_stack(tmp_path, STACK.replace("{replicas: 1}", "{replicas: 5}"), "big.yml")
+        refused = cluster.cli("stack", "deploy", "-c", str(big), "capped", check=False)
+        assert refused.returncode == 1 and "at most 4" in refused.stderr and "Traceback" not in refused.stderr
+        assert "capped" not in cluster.cli("stack", "ls").stdout
+        cluster.deploy(cluster.write_stack(tmp_path, STACK, "small.yml"), "capped")
+        scaled = cluster.cli("service", "scale", "capped_web=9", check=False)
+        assert scaled.returncode == 1 and "from 0 to 4" in scaled.stderr
+        cluster.cli("stack", "rm", "capped")
+    finally:
+        cluster.cli("cluster", "update", "--max-replicas", "10000")

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import logging
 
-from swarmpy.manager.api import create_app
-from swarmpy.manager.context import ManagerContext
-from swarmpy.settings import ClusterConfig
-from swarmpy.store import Store
+from tests.unit.manager_app import TOKEN, offline_app
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def test_an_unexpected_fault_is_a_json_500_with_the_request_id_in_the_log(caplog):
-    store = Store.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)  # nothing listens on port 1
-    ctx = ManagerContext(store=store, vault=None, queues=None, token="t", manager_id="m",
-                         config=ClusterConfig(redis_url="redis://127.0.0.1:1/0", api_url="http://127.0.0.1:1"),
-                         state=None)
-    client = create_app(ctx).test_client()
+    client = offline_app().test_client()
     with caplog.at_level(logging.ERROR, logger="swarmpy.manager.api"):
-        r = client.get("/nodes", headers={"Authorization": "Bearer t"})
+        r = client.get("/nodes", headers=AUTH)
     assert r.status_code == 500 and r.is_json
     request_id = r.get_json()["request_id"]
     assert request_id in r.get_json()["error"] and "Traceback" not in r.get_data(as_text=True)
@@ -26,12 +21,8 @@ def test_an_unexpected_fault_is_a_json_500_with_the_request_id_in_the_log(caplog
 
 
 def test_unknown_routes_and_methods_answer_json():
-    ctx = ManagerContext(store=None, vault=None, queues=None, token="t", manager_id="m",
-                         config=ClusterConfig(redis_url="redis://127.0.0.1:1/0", api_url="http://127.0.0.1:1"),
-                         state=None)
-    client = create_app(ctx).test_client()
-    auth = {"Authorization": "Bearer t"}
-    r = client.get("/nope", headers=auth)
+    client = offline_app().test_client()
+    r = client.get("/nope", headers=AUTH)
     assert r.status_code == 404 and "no such endpoint" in r.get_json()["error"]
-    r = client.put("/nodes", headers=auth)
+    r = client.put("/nodes", headers=AUTH)
     assert r.status_code == 405 and r.is_json
