@@ -235,8 +235,12 @@ def cluster_group():
 @cluster_group.command("update")
 @click.option("--max-replicas", type=click.IntRange(1, 1_000_000), default=None,
               help="The most replicas one service may ask for (a deploy or scale above is refused).")
+@click.option("--allow-privileged/--refuse-privileged", default=None,
+              help="Let services be privileged, add SYS_ADMIN or ALL, or bind the host's own files "
+                   "(/, /etc, the Docker socket, ...); refused by default.")
 @with_client
-def cluster_update(client, max_replicas):
+def cluster_update(client, max_replicas, allow_privileged):
     """Change the cluster's settings."""
-    settings = client.update_cluster(max_replicas=max_replicas)
+    settings = client.update_cluster(max_replicas=max_replicas, allow_privileged=allow_privileged)
     click.echo(f"max replicas per service: {settings['max_replicas']}")
+    click.echo(f"dangerous options: {'allowed' if settings['allow_privileged'] else 'refused'}")

@@ -63,6 +63,8 @@ def inspect(client, services, pretty):
         uc = deploy["update_config"]
         console.print(f"UpdateConfig:\n Parallelism:\t{uc['parallelism']}\n Delay:\t\t{uc['delay']}s\n"
                       f" On failure:\t{uc['failure_action']}\n Order:\t\t{uc['order']}")
+        if s.get("dangerous_options"):
+            console.print("Runs with (gives its tasks the host):\n " + "\n ".join(s["dangerous_options"]))
         if s["summary"]["ports"]:
             console.print(f"Ports:\t\t{s['summary']['ports']}")
         for lb_id, ports in (s.get("lb") or {}).items():

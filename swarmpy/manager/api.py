@@ -69,6 +69,10 @@ def max_replicas(store) -> int:
     return int(store.cluster_info().get("max_replicas") or DEFAULT_MAX_REPLICAS)
 
 
+def allows_privileged(store) -> bool:
+    return store.cluster_info().get("allow_privileged") == "1"
+
+
 def reserved_ports(ctx: ManagerContext) -> dict[tuple[int, str], str]:
     """Ports the cluster itself listens on, which no service may publish."""
     ports = {(ctx.config.api_port, "tcp"): "the managers' API", (network_names.VXLAN_PORT, "udp"): "VXLAN"}
@@ -182,7 +186,9 @@ def create_app(ctx: ManagerContext) -> Flask:
             if not 1 <= b.max_replicas <= 1_000_000:
                 raise BadRequest("max_replicas must be from 1 to 1000000", field="max_replicas")
             store.set_cluster_info(max_replicas=b.max_replicas)
-        return jsonify(max_replicas=max_replicas(store))
+        if b.allow_privileged is not None:
+            store.set_cluster_info(allow_privileged="1" if b.allow_privileged else "0")
+        return jsonify(max_replicas=max_replicas(store), allow_privileged=allows_privileged(store))
 
     @app.get("/events")
     def events():
@@ -275,7 +281,8 @@ def create_app(ctx: ManagerContext) -> Flask:
         """All or nothing: a refused deploy writes nothing, its secrets and configs included."""
         raw = request.get_data(cache=True)
         body = _parse(bodies.StackDeploy, strip="stack")
-        validation.check_stack(name, body.stack, max_replicas=max_replicas(store), reserved_ports=reserved_ports(ctx))
+        validation.check_stack(name, body.stack, max_replicas=max_replicas(store), reserved_ports=reserved_ports(ctx),
+                               allow_privileged=allows_privileged(store))
         for attempt in range(3):  # a deploy is declarative: if the cluster moved meanwhile, plan it again
             spec = validation.parse(bodies.StackDeploy, raw).stack if attempt else body.stack  # planning fills in ports
             existing = store.list_services(stack=name)
@@ -354,6 +361,7 @@ def create_app(ctx: ManagerContext) -> Flask:
         d = service.to_dict()
         d["summary"] = service_listing([service])[0]
         d["summary"]["routed"] = routed(service)
+        d["dangerous_options"] = [what for _, what in validation.dangerous_options(service.spec)]
         d["update_status"] = store.get_update_status(service.id)
         d["endpoints"] = [t["endpoints"] for t in task_listing([service]) if t["state"] == "running"]
         d["endpoint"] = service_endpoint(service)

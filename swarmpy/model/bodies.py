@@ -81,3 +81,4 @@ class NetworkCreate(Serializable):
 @dataclass
 class ClusterUpdate(Serializable):
     max_replicas: int | None = None  # per service
+    allow_privileged: bool | None = None  # privileged tasks, SYS_ADMIN, binds of the host's own files

@@ -32,6 +32,11 @@ MODES = ("replicated", "global", "replicated-job", "global-job")
 CONSTRAINT_FIELDS = ("node.id", "node.hostname", "node.role", "node.platform.os", "node.platform.arch")
 CONSTRAINT_PREFIXES = ("node.labels.", "engine.labels.")
 MOUNT_TYPES = ("bind", "volume", "tmpfs")
+# A bind of one of these, or of a folder holding one (`/var` holds the Docker socket), hands the
+# host to the task: the engine itself, the cluster's keys (under /var/lib/swarmpy), root's files.
+HOST_PATHS = ("/", "/etc", "/root", "/boot", "/proc", "/sys", "/dev", "/var/run/docker.sock", "/run/docker.sock",
+              "/var/lib/docker", "/var/lib/swarmpy")
+DANGEROUS_CAPABILITIES = ("ALL", "SYS_ADMIN", "CAP_SYS_ADMIN")
 
 
 class Invalid(ValueError):
@@ -114,11 +119,33 @@ def _shown(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
+def dangerous_options(svc: ServiceSpec) -> list[tuple[str, str]]:
+    """What in a service gives its tasks the host: (path, what), for the policy and for inspect."""
+    found = []
+    if svc.privileged:
+        found.append(("privileged", "privileged: true"))
+    for i, cap in enumerate(svc.cap_add):
+        if cap.upper() in DANGEROUS_CAPABILITIES:
+            found.append((f"cap_add.{i}", f"cap_add: {cap}"))
+    for i, m in enumerate(svc.volumes):
+        source = (m.source or "").rstrip("/") or "/"
+        if m.type == "bind" and source.startswith("/") and any(
+                path == source or path.startswith(source.rstrip("/") + "/") for path in HOST_PATHS):
+            found.append((f"volumes.{i}.source", f"a bind of the host's {source}"))
+    return found
+
+
 def stack_problems(stack_name: str, stack: StackSpec, max_replicas: int | None = None,
-                   reserved_ports: dict[tuple[int, str], str] | None = None) -> list[tuple[str, str]]:
-    """Every rule a stack breaks. `max_replicas` and `reserved_ports` ((port, protocol) -> what uses
-    it) are the cluster's: the manager knows them."""
+                   reserved_ports: dict[tuple[int, str], str] | None = None,
+                   allow_privileged: bool = True) -> list[tuple[str, str]]:
+    """Every rule a stack breaks. `max_replicas`, `reserved_ports` ((port, protocol) -> what uses
+    it) and `allow_privileged` are the cluster's: the manager knows them."""
     problems = []
+    if not allow_privileged:
+        for name, svc in stack.services.items():
+            problems += [(f"services.{name}.{path}", f"{what} gives the task this host: the cluster refuses it "
+                                                     "(`swarmpy cluster update --allow-privileged` lets it through)")
+                         for path, what in dangerous_options(svc)]
     if problem := name_problem("stack", stack_name):
         problems.append(("(stack name)", problem))
     if not stack.services:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import requests
 
 from swarmpy.settings import StateDir
@@ -217,3 +219,21 @@ def test_the_replica_cap_is_a_cluster_setting(cluster, tmp_path):
         cluster.cli("stack", "rm", "capped")
     finally:
         cluster.cli("cluster", "update", "--max-replicas", "10000")
+
+
+def test_dangerous_options_need_the_clusters_leave(cluster, tmp_path):
+    risky = cluster.write_stack(tmp_path, STACK.replace("deploy:", "privileged: true\n    volumes: ['/:/host:ro']\n"
+                                                                   "    deploy:"), "risky.yml")
+    refused = cluster.cli("stack", "deploy", "-c", str(risky), "risky", check=False)
+    assert refused.returncode == 1 and "services.web.privileged" in refused.stderr
+    assert "services.web.volumes.0.source" in refused.stderr and "--allow-privileged" in refused.stderr
+    assert "risky" not in cluster.cli("stack", "ls").stdout
+    cluster.cli("cluster", "update", "--allow-privileged")
+    try:
+        cluster.deploy(risky, "risky", "--detach")  # accepted: whether this lab's engines run it is not the point
+        (web,) = json.loads(cluster.cli("service", "inspect", "risky_web").stdout)
+        assert web["dangerous_options"] == ["privileged: true", "a bind of the host's /"]
+        assert "gives its tasks the host" in cluster.cli("service", "inspect", "--pretty", "risky_web").stdout
+        cluster.cli("stack", "rm", "risky")
+    finally:
+        cluster.cli("cluster", "update", "--refuse-privileged")

@@ -109,3 +109,26 @@ def test_other_bodies_are_typed_too():
     with pytest.raises(Invalid) as e:
         validation.parse(bodies.ObjectCreate, '{"name": "x"}')
     assert e.value.problems == [("data", "is required")]
+
+
+@pytest.mark.parametrize("service, path", [
+    ({"privileged": True}, "services.web.privileged"),
+    ({"cap_add": ["NET_ADMIN", "SYS_ADMIN"]}, "services.web.cap_add.1"),
+    ({"cap_add": ["all"]}, "services.web.cap_add.0"),
+    ({"volumes": [{"type": "bind", "source": "/", "target": "/host"}]}, "services.web.volumes.0.source"),
+    ({"volumes": [{"type": "bind", "source": "/etc", "target": "/h"}]}, "services.web.volumes.0.source"),
+    ({"volumes": [{"type": "bind", "source": "/var/run/docker.sock", "target": "/s"}]},
+     "services.web.volumes.0.source"),
+    ({"volumes": [{"type": "bind", "source": "/var/", "target": "/v"}]}, "services.web.volumes.0.source"),
+])
+def test_dangerous_options_are_refused_unless_the_cluster_allows_them(service, path):
+    raw = deploy_body(**service)
+    found = dict(problems_of(raw, allow_privileged=False))
+    assert path in found and "--allow-privileged" in found[path], found
+    assert problems_of(raw, allow_privileged=True) == []
+
+
+def test_ordinary_options_are_not_dangerous():
+    raw = deploy_body(cap_add=["NET_ADMIN"], volumes=[{"type": "bind", "source": "/srv/data", "target": "/d"},
+                                                      {"type": "volume", "source": "db", "target": "/etc"}])
+    assert problems_of(raw, allow_privileged=False) == []
