@@ -326,3 +326,10 @@ def remove_local_networks(cluster_id: str, docker_socket: str = "/var/run/docker
         teardown(client, HostShell(None), cluster_id)
     finally:
         client.close()
+
+
+def remove_local_secrets(cluster_id: str) -> None:
+    """The tmpfs of the cluster's secrets on this machine, and its folder."""
+    from swarmpy.network.host import HostShell
+    from swarmpy.worker import taskfiles
+    taskfiles.remove_all(HostShell(None), cluster_id)

@@ -215,6 +215,15 @@ class Client:
 
     # ---------------------------------------------------------------- load balancers
 
+    def create_token(self, stack: str, allow_privileged: bool = False) -> dict:
+        return self.post("/tokens", {"stack": stack, "allow_privileged": allow_privileged})
+
+    def tokens(self) -> list[dict]:
+        return self.get("/tokens")
+
+    def remove_token(self, token_id: str) -> dict:
+        return self.delete(f"/tokens/{quote(token_id, safe='')}")
+
     def update_cluster(self, **settings) -> dict:
         return self.patch("/cluster", settings)
 

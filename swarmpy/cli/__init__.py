@@ -18,6 +18,7 @@ COMMANDS = {
     "secret": "swarmpy.cli.secret:group",
     "config": "swarmpy.cli.config:group",
     "lab": "swarmpy.cli.lab:group",
+    "token": "swarmpy.cli.token:group",
     "cluster": "swarmpy.cli.cluster:cluster_group",
     "init": "swarmpy.cli.cluster:init",
     "leave": "swarmpy.cli.cluster:leave",

@@ -111,11 +111,12 @@ def leave(state_dir, remove_stacks, force):
                 fail(f"cannot remove the stacks: {e} (use --force to stop anyway)")
     config = state.load()
     stopped = bootstrap.stop(state)
-    if cluster_id:  # its stacks are gone: so go its networks on this machine
+    if cluster_id:  # its stacks are gone: so go its networks and secrets on this machine
         try:
             bootstrap.remove_local_networks(cluster_id)
         except Exception as e:
             console.print(f"warning: cannot remove the cluster's networks from this machine: {e}")
+        bootstrap.remove_local_secrets(cluster_id)
     for problem in bootstrap.remove_state(state, config.embedded_redis):
         console.print(f"warning: cannot remove {problem}")
     console.print(f"Node left the cluster (stopped: {', '.join(stopped) or 'nothing was running'}).")

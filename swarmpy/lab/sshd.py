@@ -40,6 +40,19 @@ def state_root(node: LabNode) -> str:
     return os.path.join(node.dir, "swarmpy")
 
 
+def run_root(node: LabNode) -> str:
+    """Where swarmpy keeps a host's secrets (SWARMPY_RUN_ROOT): a tmpfs of the node's own, as /run
+    is on a host with systemd (nodes share this machine's /run, which need not be one)."""
+    return os.path.join(node.dir, "tmpfs")
+
+
+def mount_run_root(node: LabNode) -> None:
+    path = run_root(node)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    if not os.path.ismount(path):
+        run(["mount", "-t", "tmpfs", "-o", "mode=0700,size=64m", f"lab-{node.name}-tmpfs", path])
+
+
 def session_path() -> str:
     """PATH for SSH sessions: this Python's bin first, where the `swarmpy` script is."""
     return f"{os.path.dirname(sys.executable)}:{_SYSTEM_PATH}"
@@ -62,7 +75,8 @@ def config_text(lab: Lab, node: LabNode) -> str:
         "MaxStartups 100",
         "MaxSessions 100",
         # what swarmpy keeps on a host (a promoted manager's state) stays in the node's own directory
-        f"SetEnv DOCKER_HOST={node.docker_host} PATH={session_path()} SWARMPY_STATE_ROOT={state_root(node)}",
+        f"SetEnv DOCKER_HOST={node.docker_host} PATH={session_path()} SWARMPY_STATE_ROOT={state_root(node)} "
+        f"SWARMPY_RUN_ROOT={run_root(node)}",
         "Subsystem sftp internal-sftp",
         "",
     ])
@@ -71,6 +85,7 @@ def config_text(lab: Lab, node: LabNode) -> str:
 def start(lab: Lab, node: LabNode, timeout: float = 10) -> int:
     """Start sshd in the node's namespaces; return its pid once it answers."""
     keygen(host_key(node), f"{lab.name}-{node.name}")
+    mount_run_root(node)  # before sshd: its mount namespace gets a copy of the host's mounts
     config = os.path.join(node.dir, "sshd_config")
     with open(config, "w") as f:
         f.write(config_text(lab, node))

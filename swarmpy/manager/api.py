@@ -10,19 +10,18 @@ of the manager itself is a JSON 500 with a request id, logged with the same id.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import re
 import uuid
 from typing import Any
 
-from flask import Flask, Response, jsonify, request, stream_with_context
+from flask import Flask, Response, g, jsonify, request, stream_with_context
 from werkzeug.exceptions import HTTPException
 
 from swarmpy import __version__
 from swarmpy.manager import nodes as node_ops
-from swarmpy.manager import networks, objects, openapi, stacks, views
+from swarmpy.manager import access, networks, objects, openapi, stacks, views
 from swarmpy.manager.context import ManagerContext
 from swarmpy.model import Availability, Service, has_healthcheck, takes_traffic
 from swarmpy.model import bodies, validation
@@ -96,10 +95,15 @@ def create_app(ctx: ManagerContext) -> Flask:
         if request.path in ("/health", "/openapi.json"):
             return None
         header = request.headers.get("Authorization", "")
-        token = header[7:] if header.startswith("Bearer ") else ""
-        if not token or not hmac.compare_digest(token.encode(), ctx.token.encode()):
+        g.caller = access.identify(store, ctx.token, header[7:] if header.startswith("Bearer ") else "")
+        if g.caller is None:
             return jsonify(error="unauthorized: a valid cluster token is required "
                                  "(Authorization: Bearer <token>)"), 401
+        if request.url_rule is not None:
+            refused = access.refusal(g.caller, store, request.method, request.url_rule.rule,
+                                     request.view_args or {}, request.args)
+            if refused:
+                return jsonify(error=f"forbidden: {refused}"), 403
         return None
 
     @app.after_request
@@ -189,6 +193,25 @@ def create_app(ctx: ManagerContext) -> Flask:
         if b.allow_privileged is not None:
             store.set_cluster_info(allow_privileged="1" if b.allow_privileged else "0")
         return jsonify(max_replicas=max_replicas(store), allow_privileged=allows_privileged(store))
+
+    # ---------------------------------------------------------------- tokens
+
+    @app.post("/tokens")
+    def create_token():
+        b = _parse(bodies.TokenCreate)
+        validation.check_name("stack", b.stack, "stack")
+        token, record = access.create(store, b.stack, b.allow_privileged)
+        return jsonify(token=token, **record), 201
+
+    @app.get("/tokens")
+    def list_tokens():
+        return jsonify([access.public(t) for t in store.list_tokens()])
+
+    @app.delete("/tokens/<token_id>")
+    def remove_token(token_id):
+        if not store.delete_token(token_id):
+            raise NotFound(f"token {token_id} not found")
+        return jsonify(removed=token_id)
 
     @app.get("/events")
     def events():
@@ -282,7 +305,9 @@ def create_app(ctx: ManagerContext) -> Flask:
         raw = request.get_data(cache=True)
         body = _parse(bodies.StackDeploy, strip="stack")
         validation.check_stack(name, body.stack, max_replicas=max_replicas(store), reserved_ports=reserved_ports(ctx),
-                               allow_privileged=allows_privileged(store))
+                               allow_privileged=allows_privileged(store) or g.caller.allow_privileged)
+        if refused := access.deploy_refusals(g.caller, name, body.stack):
+            raise Invalid(refused, status=403)
         for attempt in range(3):  # a deploy is declarative: if the cluster moved meanwhile, plan it again
             spec = validation.parse(bodies.StackDeploy, raw).stack if attempt else body.stack  # planning fills in ports
             existing = store.list_services(stack=name)

@@ -96,6 +96,10 @@ OPERATIONS = (
     Operation("get", "/networks/{ref}", "Inspect a network", params=REF, tags=("networks",)),
     Operation("delete", "/networks/{ref}", "Remove a network", params=REF, tags=("networks",)),
     Operation("get", "/lb", "The load balancers' tables", tags=("cluster",)),
+    Operation("post", "/tokens", "Make a token limited to one stack (shown once)", body=bodies.TokenCreate,
+              created=True, tags=("tokens",)),
+    Operation("get", "/tokens", "List stack tokens (never the tokens themselves)", tags=("tokens",)),
+    Operation("delete", "/tokens/{token_id}", "Revoke a stack token", params=(_path("token_id"),), tags=("tokens",)),
 )
 
 ERROR = {"type": "object", "required": ["error"], "properties": {
@@ -124,6 +128,7 @@ def document() -> dict:
                                     "content": {"text/plain" if op.path.endswith("/logs") else "application/json":
                                                 {"schema": {}}}},
                                "400": _error("a bad request: the path names the field"),
+                               "403": _error("not for this token (a stack token outside its stack)"),
                                "404": _error("no such object"), "409": _error("a conflict with the cluster's state"),
                                "413": _error("a body over the size limit"),
                                "500": _error("a fault of the manager")}}

@@ -82,3 +82,9 @@ class NetworkCreate(Serializable):
 class ClusterUpdate(Serializable):
     max_replicas: int | None = None  # per service
     allow_privileged: bool | None = None  # privileged tasks, SYS_ADMIN, binds of the host's own files
+
+
+@dataclass
+class TokenCreate(Serializable):
+    stack: str
+    allow_privileged: bool = False  # this stack's services may use the dangerous options

@@ -23,10 +23,11 @@ from swarmpy.store.nodes import NodeRecords
 from swarmpy.store.objects import ObjectRecords
 from swarmpy.store.services import ServiceRecords
 from swarmpy.store.tasks import TaskRecords
+from swarmpy.store.tokens import TokenRecords
 
 __all__ = ["DEFAULT_PREFIX", "EVENTS_MAXLEN", "AddressesExhausted", "Conflict", "NotFound", "Store", "StoreError",
            "vip_owner"]
 
 
-class Store(NodeRecords, ServiceRecords, TaskRecords, ObjectRecords, NetworkRecords, Coordination):
+class Store(NodeRecords, ServiceRecords, TaskRecords, ObjectRecords, NetworkRecords, TokenRecords, Coordination):
     """All of swarmpy's state in Redis; one mixin per kind of record."""

@@ -34,7 +34,7 @@ class ContainerPlan:
     name: str
     create: dict[str, Any]  # create_container keyword arguments, without host_config
     host_config: dict[str, Any]  # create_host_config keyword arguments
-    files: list[tuple[str, bytes, FileReference]] = field(default_factory=list)  # secrets and configs
+    files: list[tuple[str, bytes, FileReference]] = field(default_factory=list)  # configs (secrets are mounts)
     connect: list[tuple[str, str]] = field(default_factory=list)  # (network, address): joined after create
 
 
@@ -106,10 +106,11 @@ def _extra_hosts(entries: list[str]) -> dict[str, str]:
 def container_plan(task: Task, service: Service, node: Node, stack: dict[str, Any] | None = None,
                    files: list[tuple[str, bytes, FileReference]] | None = None,
                    networks: list[tuple[str, str]] = (), nameservers: list[str] | None = None,
-                   cluster_id: str = "") -> ContainerPlan:
-    """Everything needed to create the task's container on `node`. `networks`: (Docker network
-    name, the task's address there) of each cluster network it joins, the first one at create;
-    `nameservers`: what its resolver asks (the cluster's DNS first)."""
+                   cluster_id: str = "", secret_mounts: list[dict] = ()) -> ContainerPlan:
+    """Everything needed to create the task's container on `node`. `files`: configs, written into
+    the container; `secret_mounts`: its secrets, bind-mounted from a tmpfs of the host; `networks`:
+    (Docker network name, the task's address there) of each cluster network it joins, the first
+    one at create; `nameservers`: what its resolver asks (the cluster's DNS first)."""
     spec = service.spec
     stack = stack or {}
     limits, reservations = spec.deploy.resources.limits, spec.deploy.resources.reservations
@@ -124,7 +125,7 @@ def container_plan(task: Task, service: Service, node: Node, stack: dict[str, An
 
     host_config: dict[str, Any] = {
         "port_bindings": {k: v if len(v) > 1 else v[0] for k, v in bindings.items()},
-        "mounts": _mounts(spec, service.stack, stack.get("volumes", {}), cluster_id),
+        "mounts": _mounts(spec, service.stack, stack.get("volumes", {}), cluster_id) + list(secret_mounts),
         "restart_policy": {"Name": "no"},  # the orchestrator replaces dead tasks, Docker must not restart them
         "cap_add": spec.cap_add or None,
         "cap_drop": spec.cap_drop or None,
@@ -173,7 +174,7 @@ def container_plan(task: Task, service: Service, node: Node, stack: dict[str, An
 
 
 def files_archive(files: list[tuple[str, bytes, FileReference]]) -> bytes:
-    """A tar of secrets and configs at their targets, extracted at / before the container starts."""
+    """A tar of configs at their targets, extracted at / before the container starts."""
     buf = io.BytesIO()
     now = time.time()
     with tarfile.open(fileobj=buf, mode="w") as tar:

@@ -23,7 +23,7 @@ from swarmpy.network.host import HostShell
 from swarmpy.network.ipam import mac_of
 from swarmpy.network.programmer import teardown
 from swarmpy.store import NotFound as RecordNotFound
-from swarmpy.worker import containers, images
+from swarmpy.worker import containers, images, taskfiles
 from swarmpy.worker.context import current
 from swarmpy.worker.engine import EngineError, Engines
 
@@ -102,7 +102,7 @@ def start_task(task_id: str) -> str:
         return "service removed"
     try:
         return _with_retries(task_id, node.id, lambda: _start(task, service, node))
-    except (images.ImageUnavailable, attach.CannotJoin) as e:
+    except (images.ImageUnavailable, attach.CannotJoin, taskfiles.NoTmpfs) as e:
         store.update_task_status(task_id, TaskState.REJECTED, message="rejected", error=str(e))
         return "rejected"
     except Exception as e:
@@ -123,8 +123,10 @@ def _start(task: Task, service: Service, node: Node) -> str:
     if joined:
         resolvers = attach.wait_ready(store, node.id, joined)
         nameservers = attach.nameservers(joined, resolvers, service.spec.dns)
-    plan = containers.container_plan(task, service, node, store.get_stack(service.stack), _files(service),
-                                     [(j.docker_name, j.address) for j in joined], nameservers, ctx.cluster_id)
+    secrets, configs = _files(service)
+    plan = containers.container_plan(task, service, node, store.get_stack(service.stack), configs,
+                                     [(j.docker_name, j.address) for j in joined], nameservers, ctx.cluster_id,
+                                     secret_mounts=_place_secrets(task, node, secrets))
     container_id, running = _create(client, node, service, plan)
     if store.update_task_status(task.id, TaskState.STARTING, message="starting", container_id=container_id) is None:
         return _superseded(client, container_id, task.id)
@@ -205,10 +207,10 @@ def _superseded(client, container_id: str, task_id: str) -> str:
     return task.state.value
 
 
-def _files(service: Service) -> list[tuple[str, bytes, FileReference]]:
-    """Secrets (decrypted) and configs the service uses, with their target paths."""
+def _files(service: Service) -> tuple[list, list]:
+    """The secrets (decrypted) and the configs the service uses, with their target paths."""
     ctx = current()
-    files = []
+    found: dict[str, list[tuple[str, bytes, FileReference]]] = {"secret": [], "config": []}
     for kind, refs in (("secret", service.spec.secrets), ("config", service.spec.configs)):
         for ref in refs:
             name = ctx.store.resolve_object_name(kind, service.stack, ref.source)
@@ -219,8 +221,34 @@ def _files(service: Service) -> list[tuple[str, bytes, FileReference]]:
             target = ref.target
             if kind == "secret" and not target.startswith("/"):
                 target = f"/run/secrets/{target}"
-            files.append((target, raw, ref))
-    return files
+            found[kind].append((target, raw, ref))
+    return found["secret"], found["config"]
+
+
+def _place_secrets(task: Task, node: Node, secrets: list[tuple[str, bytes, FileReference]]) -> list[dict]:
+    """The task's secrets on a tmpfs of its host (bind mounts for its container); first, the
+    secrets of the cluster's tasks that ended there since."""
+    if not secrets:
+        return []
+    ctx = current()
+    session = ctx.engines.session(node)
+    shell = HostShell(session)
+    try:
+        there = [t for t in taskfiles.present(shell, ctx.cluster_id) if t != task.id]
+        known = {t.id: t for t in ctx.store.get_tasks(there)}
+        ended = [t for t in there if t not in known or known[t].state.terminal]
+        taskfiles.remove(shell, ctx.cluster_id, ended)
+        return taskfiles.place(shell, session, ctx.cluster_id, task.id, secrets)
+    finally:
+        shell.close()
+
+
+def _remove_secrets(task: Task, node: Node) -> None:
+    shell = HostShell(current().engines.session(node))
+    try:
+        taskfiles.remove(shell, current().cluster_id, [task.id])
+    finally:
+        shell.close()
 
 
 def stop_task(task_id: str) -> str:
@@ -238,8 +266,9 @@ def stop_task(task_id: str) -> str:
     try:
         service = store.get_service(task.service_id, removed=True)
         grace, signal = service.spec.stop_grace_period, service.spec.stop_signal or "SIGTERM"
+        service_has_secrets = bool(service.spec.secrets)
     except RecordNotFound:
-        grace, signal = 10.0, "SIGTERM"
+        grace, signal, service_has_secrets = 10.0, "SIGTERM", True  # not known: look
     now = time.time()
     if not task.stop_requested_at and _still_routed_to(task, now):
         store.dispatch_at(task_id, now + 0.05)
@@ -271,6 +300,8 @@ def stop_task(task_id: str) -> str:
         log.warning("task %s: stop failed: %s", task_id, _explain(e))
         raise  # the dispatcher sends it again; the watcher cleans up when the node returns
     if done:
+        if service_has_secrets:
+            _remove_secrets(task, node)
         if task.state.terminal:  # it had ended already: only its container had to go
             store.update_task_status(task_id, task.state, container_id=None)
         else:
@@ -320,7 +351,9 @@ def clean_node(node: dict, identity: str | None) -> dict:
         found = client.api.containers(all=True, filters={"label": f"{containers.LABEL_CLUSTER}={ctx.cluster_id}"})
         for c in found:
             client.api.remove_container(c["Id"], v=True, force=True)
-        teardown(client, HostShell(engines.session(gone)), ctx.cluster_id)
+        shell = HostShell(engines.session(gone))
+        teardown(client, shell, ctx.cluster_id)
+        taskfiles.remove_all(shell, ctx.cluster_id)
         return {"ok": True, "containers": len(found)}
     except Exception as e:
         return {"ok": False, "error": _explain(e)}

@@ -28,8 +28,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(check, timeout: float = 30, interval: float = 0.2, what: str = "condition"):
-    """Poll `check()` until it returns something truthy; fail with `what` after `timeout` seconds."""
+def wait_for(check, timeout: float = 30, interval: float = 0.2, what="condition"):
+    """Poll `check()` until it returns something truthy; fail with `what` after `timeout` seconds
+    (`what` may be a function: what it says then is in the failure)."""
     deadline = time.time() + timeout
     last = None
     while time.time() < deadline:
@@ -37,7 +38,8 @@ def wait_for(check, timeout: float = 30, interval: float = 0.2, what: str = "con
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what} "
+                         f"(last: {last!r})")
 
 
 class Cluster:
@@ -51,10 +53,12 @@ class Cluster:
     # ---------------------------------------------------------------- the CLI
 
     def cli(self, *args: str, check: bool = True, timeout: float = 300, host: str | None = None,
-            input: str | None = None) -> subprocess.CompletedProcess:
+            input: str | None = None, token: str | None = None) -> subprocess.CompletedProcess:
         env = dict(self.env)
         if host:
             env["SWARMPY_HOST"] = host
+        if token:
+            env["SWARMPY_TOKEN"] = token
         done = subprocess.run([sys.executable, "-m", "swarmpy", *args], env=env, capture_output=True, text=True,
                               timeout=timeout, input=input)
         if check and done.returncode != 0:

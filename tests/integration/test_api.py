@@ -237,3 +237,32 @@ def test_dangerous_options_need_the_clusters_leave(cluster, tmp_path):
         cluster.cli("stack", "rm", "risky")
     finally:
         cluster.cli("cluster", "update", "--refuse-privileged")
+
+
+def test_a_stack_token_deploys_and_reads_its_own_stack_only(cluster, tmp_path):
+    token = cluster.cli("token", "create", "--stack", "ci").stdout.strip()
+    assert token.startswith("swpt_")
+    stack = cluster.write_stack(tmp_path, STACK, "ci.yml")
+    try:
+        cluster.cli("stack", "deploy", "-c", str(stack), "ci", token=token)
+        assert "ci_web" in cluster.cli("stack", "services", "ci", token=token).stdout
+        cluster.cli("service", "scale", "ci_web=2", token=token)
+        for args in (("stack", "deploy", "-c", str(stack), "other"), ("node", "ls"), ("secret", "ls"),
+                     ("service", "ls"), ("stack", "ps", "holder"), ("token", "ls")):
+            done = cluster.cli(*args, check=False, token=token)
+            assert done.returncode == 1 and "forbidden" in done.stderr and "only deploy and read stack ci" in \
+                done.stderr, (args, done.stderr)
+        outside = cluster.write_stack(tmp_path, STACK.replace("deploy:", "secrets: [pw]\n    deploy:")
+                                      + "secrets:\n  pw: {external: true, name: holder_pw}\n", "outside.yml")
+        done = cluster.cli("stack", "deploy", "-c", str(outside), "ci", check=False, token=token)
+        assert done.returncode == 1 and "external secret holder_pw" in done.stderr
+        assert "other" not in cluster.cli("stack", "ls").stdout
+        listed = cluster.json("token", "ls")
+        assert [t["stack"] for t in listed] == ["ci"] and token not in json.dumps(listed)
+        cluster.cli("stack", "rm", "ci", token=token)
+    finally:
+        for t in cluster.json("token", "ls"):
+            cluster.cli("token", "rm", t["id"])
+        cluster.cli("stack", "rm", "ci", check=False)
+    done = cluster.cli("stack", "ls", check=False, token=token)
+    assert done.returncode == 1 and "unauthorized" in done.stderr

@@ -8,6 +8,7 @@ import os
 import signal
 import tarfile
 import time
+from pathlib import Path
 
 import docker
 import pytest
@@ -168,6 +169,26 @@ def test_the_load_balancer_killed_is_back_within_two_seconds(cluster, sturdy):
     health = cluster.json("node", "ls")
     parts = {n["hostname"]: n["parts"] for n in health}[cluster.local_node]
     assert parts["lb"]["restarts"] >= 1 and "SIGKILL" in parts["lb"]["last_exit"]
+
+
+def test_a_slow_login_shell_does_not_make_its_node_look_dead(cluster, sturdy):
+    """Every SSH session into node2 now takes 20 s to start (root's .bashrc there sleeps, as a pyenv
+    lock once made this machine's do), and the worker is killed so that its watchers connect anew:
+    node2 is never declared down, and no request fails."""
+    login_script = Path(cluster.lab.node("node2").dir, "empty-login-script")  # node2's .bashrc
+    login_script.write_text("sleep 20\n")
+    try:
+        old = pid_of(cluster, "worker")
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: restarted(cluster, "worker", old), 10, what="its supervisor to start the worker again")
+        seen = set()
+        for _ in range(18):  # 36 s: the slow sessions, and three heartbeat periods after them
+            seen.add({n["hostname"]: n["status"] for n in cluster.json("node", "ls")}["node2"])
+            time.sleep(2)
+        assert seen == {"ready"}, seen
+    finally:
+        login_script.write_text("")
+    assert_unharmed(cluster, sturdy)
 
 
 def children_of(pid: int) -> list[int]:

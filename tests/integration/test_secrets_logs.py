@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import redis
 
+from swarmpy import bootstrap
 from swarmpy.settings import StateDir
 
 SECRET = "s3cr3t-value-0f-a-test"
@@ -48,6 +50,15 @@ def test_secrets_and_configs_are_files_in_containers_and_nowhere_else(cluster, t
             assert c.exec_run(["stat", "-c", "%a", "/run/secrets/again"]).output.decode().strip() == "400"
             assert c.exec_run(["cat", "/app.conf"]).output.decode() == "level=debug\n"
             assert SECRET not in str(c.attrs)  # not in the container's config or environment
+            # from memory: a read-only mount of a tmpfs file, and nothing in the container's own layer
+            mounts = c.exec_run(["cat", "/proc/self/mountinfo"]).output.decode().splitlines()
+            (mount,) = [m for m in mounts if m.split()[4] == "/run/secrets/db_password"]
+            assert " ro," in mount + "," and " - tmpfs " in mount, mount
+            layer = (c.attrs.get("GraphDriver") or {}).get("Data") or {}
+            assert layer.get("UpperDir") and not _holding(layer["UpperDir"], SECRET)
+        cluster_id = bootstrap.cluster_id(StateDir(cluster.state_dir))
+        on_hosts = [f for n in cluster.lab.nodes for f in Path(n.dir, "tmpfs", cluster_id).glob("*/*")]
+        assert len(on_hosts) == 4 and all(f.read_text() == SECRET for f in on_hosts)  # 2 tasks, 2 files each
 
         listing = cluster.cli("secret", "ls").stdout + cluster.cli("secret", "inspect", "sec_db_password").stdout
         assert "sec_db_password" in listing and SECRET not in listing
@@ -75,6 +86,16 @@ def test_secrets_and_configs_are_files_in_containers_and_nowhere_else(cluster, t
     finally:
         cluster.cli("stack", "rm", "sec")
     assert "sec_db_password" not in cluster.cli("secret", "ls").stdout
+    assert not [f for n in cluster.lab.nodes for f in Path(n.dir, "tmpfs", cluster_id).glob("*/*")]
+
+
+def _holding(folder: str, text: str) -> list[str]:
+    """The files under `folder` that hold `text`."""
+    found = []
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink() and text.encode() in path.read_bytes():
+            found.append(str(path))
+    return found
 
 
 def test_secret_commands(cluster, tmp_path):
