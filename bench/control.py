@@ -77,8 +77,10 @@ def swarmpy_rss(pids: dict[str, int]) -> dict[str, float]:
 def swarmpy_side(env: Env, calls: int, services: int) -> dict:
     cluster = env.cluster
     state = StateDir(cluster.state_dir)
-    base = f"http://127.0.0.1:{cluster.api_port}"
+    base = f"https://127.0.0.1:{cluster.api_port}"
     session = requests.Session()
+    session.verify = str(state.ca_file)
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the cluster's CA
     session.headers["Authorization"] = f"Bearer {state.token()}"
     pids = {"manager": bootstrap._pid(state, "manager"), "worker": bootstrap._pid(state, "worker")}
     before = swarmpy_rss(pids)

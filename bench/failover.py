@@ -40,7 +40,7 @@ def swarmpy_loss(env: Env) -> tuple[float, float, int, int]:
         cluster.start()
         for node in ("node1", "node2"):
             cluster.cli("node", "promote", node)
-        api1 = f"http://{node1.address}:{cluster.api_port}"
+        api1 = f"https://{node1.address}:{cluster.api_port}"
         with tempfile.TemporaryDirectory() as tmp:
             cluster.deploy(cluster.write_stack(Path(tmp), WEB), "ha")
         config = StateDir(state).load()

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from swarmpy import pki
 from swarmpy.settings import DEFAULT_API_PORT, DEFAULT_REDIS_PORT, ClusterConfig, StateDir
 from swarmpy.store import replication
 from swarmpy.vault import Vault
@@ -150,7 +151,10 @@ def unit_text(state: StateDir, parts: list[str]) -> str:
 
 def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: int = DEFAULT_API_PORT,
          heartbeat: float = 5.0, workers: int = 2, lb: bool = True, addr_pool: str = "10.0.0.0/8",
-         subnet_size: int = 24, systemd: bool = False) -> ClusterConfig:
+         subnet_size: int = 24, systemd: bool = False, http: bool = False) -> ClusterConfig:
+    if http and advertise_addr != "127.0.0.1":
+        raise BootstrapError("--http: plain HTTP is only for a cluster on 127.0.0.1 (--advertise-addr "
+                             "127.0.0.1); other hosts reach the API over HTTPS only")
     if systemd and not has_systemd():
         raise BootstrapError("--systemd: this machine does not run systemd (no /run/systemd/system); "
                              "without --systemd, swarmpy's own supervisor keeps the parts running")
@@ -161,6 +165,9 @@ def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: 
     os.chmod(state.path, 0o700)
     state.create_token()
     Vault.create_key(state.key_file)
+    if not http:
+        state.tls_dir.mkdir(mode=0o700, exist_ok=True)
+        pki.create_ca(state.ca_file, state.tls_dir / "ca.key", advertise_addr)
     ensure_ssh_key(state)
     if not port_free("0.0.0.0", api_port):
         raise BootstrapError(f"port {api_port} is in use: choose another with --api-port")
@@ -173,7 +180,7 @@ def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: 
         sentinels = []
         if embedded:
             redis_url, sentinels = embedded_redis(state, advertise_addr)
-        config = ClusterConfig(redis_url=redis_url, api_url=f"http://{advertise_addr}:{api_port}",
+        config = ClusterConfig(redis_url=redis_url, api_url=f"{'http' if http else 'https'}://{advertise_addr}:{api_port}",
                                advertise_addr=advertise_addr, api_port=api_port, embedded_redis=embedded,
                                heartbeat=heartbeat, workers=workers, default_addr_pool=addr_pool,
                                subnet_size=subnet_size, sentinels=sentinels)
@@ -274,7 +281,7 @@ def remove_state(state: StateDir, embedded_redis: bool) -> list[str]:
     in it: it may be the default /var/lib/swarmpy, which holds labs too). With a Redis of the
     user's, the vault key and SSH key stay: that store still holds what they open. Returns what
     could not go."""
-    paths = [state.config_file, state.token_file, state.run_dir,
+    paths = [state.config_file, state.token_file, state.ca_file, state.tls_dir, state.run_dir,
              *([state.key_file, state.ssh_dir, state.redis_dir, state.sentinel_dir] if embedded_redis else [])]
     problems = []
     for path in paths:

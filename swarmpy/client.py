@@ -2,7 +2,9 @@
 
 Where the cluster is: `--host URL`, else `SWARMPY_HOST` (one URL, or several
 separated by commas), else the API address in the local state dir followed by
-the other managers the local manager last saw, else http://127.0.0.1:2378.
+the other managers the local manager last saw, else https://127.0.0.1:2378. HTTPS
+is verified against the cluster's CA (`SWARMPY_CA`, else `ca.crt` in the state
+dir); plain HTTP is refused but to 127.0.0.1.
 When a manager does not answer, the next one is asked. The token:
 `SWARMPY_TOKEN`, else the state dir's token file.
 """
@@ -12,12 +14,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 import requests
 import urllib3
 
 from swarmpy.settings import DEFAULT_API_PORT, StateDir
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ClientError(Exception):
@@ -38,11 +43,18 @@ def _never_connected(error: requests.ConnectionError) -> bool:
 
 
 class Client:
-    def __init__(self, url: str, token: str | None, timeout: float = 60, others: list[str] = ()):
+    def __init__(self, url: str, token: str | None, timeout: float = 60, others: list[str] = (),
+                 ca: str | None = None):
         self.url = url.rstrip("/")
         self.others = [u.rstrip("/") for u in others if u.rstrip("/") != self.url]  # tried when `url` is away
         self.candidates = [self.url, *self.others]
+        for candidate in self.candidates:
+            parsed = urlparse(candidate)
+            if parsed.scheme != "https" and parsed.hostname not in LOOPBACK:
+                raise ClientError(f"{candidate}: the API is reached over HTTPS (plain HTTP only on 127.0.0.1)")
         self.session = requests.Session()
+        self.session.verify = ca or True  # the cluster's own CA, else the system's
+        self.session.trust_env = False  # else REQUESTS_CA_BUNDLE would replace that CA (and a proxy intervene)
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
         self.timeout = timeout
@@ -53,8 +65,9 @@ class Client:
         urls = [u.strip() for u in (host or os.environ.get("SWARMPY_HOST") or "").split(",") if u.strip()]
         if not urls and state.exists():
             urls = [state.load().api_url, *state.known_managers()]
-        urls = [u if "://" in u else f"http://{u}" for u in urls or [f"http://127.0.0.1:{DEFAULT_API_PORT}"]]
-        return cls(urls[0], os.environ.get("SWARMPY_TOKEN") or state.token(), others=urls[1:])
+        urls = [u if "://" in u else f"https://{u}" for u in urls or [f"https://127.0.0.1:{DEFAULT_API_PORT}"]]
+        ca = os.environ.get("SWARMPY_CA") or (str(state.ca_file) if state.ca_file.exists() else None)
+        return cls(urls[0], os.environ.get("SWARMPY_TOKEN") or state.token(), others=urls[1:], ca=ca)
 
     # ---------------------------------------------------------------- transport
 
@@ -62,6 +75,9 @@ class Client:
                 timeout: float | None = None, stream: bool = False) -> requests.Response:
         try:
             response = self._send(method, path, json, params, timeout, stream)
+        except requests.exceptions.SSLError as e:
+            raise ClientError(f"{self.url}: the manager's certificate is not one the cluster's CA signed "
+                              "(SWARMPY_CA, or ca.crt in the state dir): refusing to talk to it") from e
         except requests.ConnectionError as e:
             tried = ", ".join(self.candidates)
             raise ClientError(f"cannot reach the swarmpy manager at {tried}: is a cluster running "

@@ -57,6 +57,16 @@ class StateDir:
         return self.path / "cluster.key"
 
     @property
+    def ca_file(self) -> Path:
+        """The cluster CA's certificate: what a client trusts (beside the token)."""
+        return self.path / "ca.crt"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The CA's key and this manager's certificate and key."""
+        return self.path / "tls"
+
+    @property
     def run_dir(self) -> Path:
         return self.path / "run"
 

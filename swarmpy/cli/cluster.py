@@ -33,8 +33,11 @@ def _logging(level: str) -> None:
 @click.option("--default-addr-pool-mask-length", "subnet_size", default=24, show_default=True, type=int,
               help="Prefix length of each network's subnet.")
 @click.option("--systemd", is_flag=True, help="Run the parts under a systemd unit (the host must run systemd).")
+@click.option("--http", is_flag=True,
+              help="Serve the API over plain HTTP: only with --advertise-addr 127.0.0.1 (a cluster of this "
+                   "machine alone); otherwise it is HTTPS with the cluster's own CA.")
 def init(redis_url, advertise_addr, state_dir, api_port, heartbeat, workers, lb, default_addr_pool, subnet_size,
-         systemd):
+         systemd, http):
     """Start a one-node cluster on this machine, in the background.
 
     The local Docker engine is the first node (role manager). Without --redis,
@@ -52,10 +55,11 @@ def init(redis_url, advertise_addr, state_dir, api_port, heartbeat, workers, lb,
         fail(f"--default-addr-pool-mask-length must be from {pool.prefixlen} to 29")
     try:
         config = bootstrap.init(state, redis_url, advertise_addr, api_port, heartbeat, workers, lb,
-                                str(pool), subnet_size, systemd)
+                                str(pool), subnet_size, systemd, http)
     except bootstrap.BootstrapError as e:
         fail(str(e))
-    client = Client(config.api_url.replace(advertise_addr, "127.0.0.1", 1), state.token())
+    client = Client(config.api_url.replace(advertise_addr, "127.0.0.1", 1), state.token(),
+                    ca=str(state.ca_file) if state.ca_file.exists() else None)
     deadline = time.time() + 60
     node = None
     while time.time() < deadline:

@@ -12,9 +12,12 @@ import sys
 import threading
 import time
 import uuid
+from urllib.parse import urlparse
 
-from waitress import create_server
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 
+from swarmpy import pki
 from swarmpy.manager.allocator import NetworkAllocator
 from swarmpy.manager.api import create_app
 from swarmpy.manager.context import ManagerContext
@@ -51,6 +54,25 @@ def _announce(ctx: ManagerContext, node_id: str | None, stop: threading.Event) -
         except Exception as e:
             log.warning("manager: cannot reach the store: %s", e)
         stop.wait(1.0)
+
+
+def _slashes_decoded(app):
+    """cheroot leaves %2F encoded in PATH_INFO (other escapes it decodes): the API's names may hold a
+    slash (`/secrets/a%2Fb` is the secret `a/b`), as with any other WSGI server."""
+    def wrapped(environ, start_response):
+        environ["PATH_INFO"] = environ.get("PATH_INFO", "").replace("%2F", "/").replace("%2f", "/")
+        return app(environ, start_response)
+    return wrapped
+
+
+def certificate(state: StateDir, api_url: str) -> tuple[str, str]:
+    """This manager's certificate and key for the address it is reached at (made, or renewed,
+    with the cluster CA's key when need be)."""
+    addresses = [urlparse(api_url).hostname, "127.0.0.1", "localhost"]
+    cert, key = state.tls_dir / "api.crt", state.tls_dir / "api.key"
+    if pki.needs_certificate(cert, addresses):
+        pki.issue(state.ca_file, state.tls_dir / "ca.key", cert, key, addresses)
+    return str(cert), str(key)
 
 
 def _first_start(ctx: ManagerContext) -> None:
@@ -95,8 +117,10 @@ def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port
         if node_id:
             args += ["--node-id", node_id]
         lb_process = subprocess.Popen(args)
-    server = create_server(create_app(ctx), host=host, port=port or ctx.config.api_port, threads=threads,
-                           ident="swarmpy", channel_timeout=3600)
+    server = wsgi.Server((host, port or ctx.config.api_port), _slashes_decoded(create_app(ctx)), numthreads=threads,
+                         server_name="swarmpy", timeout=3600)
+    if urlparse(ctx.config.api_url).scheme == "https":
+        server.ssl_adapter = BuiltinSSLAdapter(*certificate(state, ctx.config.api_url))
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
@@ -104,7 +128,7 @@ def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port
     signal.signal(signal.SIGTERM, on_signal)
     log.warning("manager %s: API on %s:%s", manager_id, host, port or ctx.config.api_port)
     try:
-        server.run()
+        server.safe_start()
     except KeyboardInterrupt:
         pass
     finally:
@@ -118,4 +142,4 @@ def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port
                 lb_process.wait(10)
             except subprocess.TimeoutExpired:
                 lb_process.kill()
-        server.close()
+        server.stop()

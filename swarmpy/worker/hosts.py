@@ -77,9 +77,13 @@ def _write_state(session, node: Node, state_dir: str, with_api: bool) -> dict:
                           transient=False)
     remote = asdict(config)
     remote.update(advertise_addr=node.address, embedded_redis=False,
-                  api_url=f"http://{node.address}:{config.api_port}" if with_api else config.api_url)
+                  api_url=_api_url(config, node) if with_api else config.api_url)
     files = {f"{state_dir}/token": (ctx.state.token_file.read_bytes(), 0o600),
              f"{state_dir}/cluster.key": (ctx.state.key_file.read_bytes(), 0o600)}
+    if ctx.state.ca_file.exists():  # the CA: its certificate for clients, its key for a manager's own
+        files[f"{state_dir}/ca.crt"] = (ctx.state.ca_file.read_bytes(), 0o644)
+        if with_api:
+            files[f"{state_dir}/tls/ca.key"] = ((ctx.state.tls_dir / "ca.key").read_bytes(), 0o600)
     if with_api and config.sentinels:  # a manager: a replica of the store, and a Sentinel
         files.update(_store_files(config, node, state_dir))
         remote["sentinels"] = [*config.sentinels, _sentinel_of(config, node)]
@@ -89,6 +93,10 @@ def _write_state(session, node: Node, state_dir: str, with_api: bool) -> dict:
         files[f"{state_dir}/ssh/id_ed25519"] = (own_key.read_bytes(), 0o600)
     write_files(session, files)
     return remote
+
+
+def _api_url(config, node: Node) -> str:
+    return f"{urlparse(config.api_url).scheme}://{node.address}:{config.api_port}"
 
 
 def _sentinel_of(config, node: Node) -> str:
@@ -148,7 +156,7 @@ def start_manager(node_id: str) -> dict:
     def steps(session, node, state_dir):
         running = _parts_running(session, state_dir)
         if "--part manager" in running:
-            return {"api_url": f"http://{node.address}:{current().state.load().api_port}",
+            return {"api_url": _api_url(current().state.load(), node),
                     "log": f"{state_dir}/run/manager.log"}
         remote = _write_state(session, node, state_dir, with_api=True)
         _stop(session, state_dir, SUPERVISOR)  # a load balancer alone, say: the manager's comes with it

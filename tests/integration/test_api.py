@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import pytest
 import requests
 
+from swarmpy import pki
 from swarmpy.settings import StateDir
 
 STACK = """
@@ -20,18 +24,20 @@ services:
 
 def api(cluster):
     token = StateDir(cluster.state_dir).token()
-    base = f"http://127.0.0.1:{cluster.api_port}"
+    base = f"https://127.0.0.1:{cluster.api_port}"
     session = requests.Session()
+    session.verify = str(StateDir(cluster.state_dir).ca_file)
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the cluster's CA
     session.headers["Authorization"] = f"Bearer {token}"
     return base, session
 
 
 def test_requests_without_the_token_get_401(cluster):
-    base, _ = api(cluster)
+    base, s = api(cluster)
     for path in ("/nodes", "/services", "/stacks", "/secrets"):
-        r = requests.get(base + path, timeout=10)
+        r = requests.get(base + path, timeout=10, verify=s.verify)
         assert r.status_code == 401 and "token" in r.json()["error"]
-    r = requests.get(base + "/nodes", headers={"Authorization": "Bearer wrong"}, timeout=10)
+    r = requests.get(base + "/nodes", headers={"Authorization": "Bearer wrong"}, timeout=10, verify=s.verify)
     assert r.status_code == 401
 
 
@@ -266,3 +272,22 @@ def test_a_stack_token_deploys_and_reads_its_own_stack_only(cluster, tmp_path):
         cluster.cli("stack", "rm", "ci", check=False)
     done = cluster.cli("stack", "ls", check=False, token=token)
     assert done.returncode == 1 and "unauthorized" in done.stderr
+
+
+def test_the_api_speaks_https_with_the_clusters_own_ca_only(cluster, tmp_path):
+    base, s = api(cluster)
+    assert s.get(base + "/health", timeout=10).ok
+    with pytest.raises(requests.exceptions.SSLError):  # a client that trusts the system's CAs only
+        requests.get(base + "/health", timeout=10)
+    with pytest.raises(requests.ConnectionError):  # plain HTTP on the API's port gets no answer
+        requests.get(base.replace("https://", "http://") + "/health", timeout=10)
+    # the CLI refuses plain HTTP to another host, and a manager its CA did not sign
+    done = cluster.cli("node", "ls", check=False, host=f"http://{cluster.lab.host_address}:{cluster.api_port}")
+    assert done.returncode == 1 and "over HTTPS" in done.stderr
+    other = tmp_path / "other"
+    other.mkdir()
+    pki.create_ca(other / "ca.crt", other / "ca.key", "other")
+    env_ca = dict(cluster.env, SWARMPY_CA=str(other / "ca.crt"))
+    done = subprocess.run([sys.executable, "-m", "swarmpy", "node", "ls"], env=env_ca, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1 and "not one the cluster's CA signed" in done.stderr

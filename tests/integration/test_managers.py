@@ -38,7 +38,7 @@ def test_promote_then_the_leader_hangs_and_is_killed(cluster, tmp_path):
     assert "Node node3 promoted to a manager" in done.stdout
     status = manager_status(cluster)
     assert status["node3"] == "Reachable" and status[cluster.local_node] == "Leader"
-    node3_api = f"http://{node3.address}:{cluster.api_port}"
+    node3_api = f"https://{node3.address}:{cluster.api_port}"
     # the new manager answers the API itself, and node ls shows what runs there
     assert manager_status(cluster, host=node3_api)["node3"] == "Reachable"
     listed = {n["hostname"]: n for n in cluster.json("node", "ls")}

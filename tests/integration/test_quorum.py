@@ -69,7 +69,7 @@ def sentinel_master(cluster, node) -> str:
 def test_three_managers_lose_the_masters_host(three_managers, tmp_path):
     cluster = three_managers
     node1, node2 = cluster.lab.node("node1"), cluster.lab.node("node2")
-    api1, api2 = (f"http://{n.address}:{cluster.api_port}" for n in (node1, node2))
+    api1, api2 = (f"https://{n.address}:{cluster.api_port}" for n in (node1, node2))
     status = {n["hostname"]: n["manager_status"] for n in cluster.json("node", "ls")}
     assert status["node1"] == status["node2"] == "Reachable" and status[cluster.local_node] == "Leader"
     # every manager has a replica of the store, and a Sentinel that knows the master
