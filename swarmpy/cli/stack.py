@@ -43,6 +43,9 @@ def config_cmd(files, fmt):
     """Print the normalized stack of the Compose files; needs no cluster."""
     stack = _load(files)
     normalized = _readable(stack.to_dict())
+    for service in normalized.get("services", {}).values():  # a global service has no replica count
+        if service.get("deploy", {}).get("mode", "").startswith("global"):
+            service["deploy"].pop("replicas", None)
     if fmt == "json":
         click.echo(json.dumps(normalized, indent=2))
     else:

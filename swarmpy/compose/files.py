@@ -94,16 +94,23 @@ _Loader.add_constructor("!reset", _marker(Reset))
 _Loader.add_constructor("!override", _marker(Override))
 
 
+# YAML files may be UTF-8, UTF-16 or UTF-32, told apart by a byte-order mark (as Docker's loader reads them)
+_BOMS = ((b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
+         (b"\xfe\xff", "utf-16"), (b"\xff\xfe", "utf-16"))
+
+
 def _read_text(path: str, display: str) -> str:
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
+        with open(path, "rb") as handle:
+            data = handle.read()
+        encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+        return data.decode(encoding)
     except FileNotFoundError:
         message = "file not found"
     except IsADirectoryError:
         message = "is a directory, not a file"
     except UnicodeDecodeError:
-        message = "is not UTF-8 text"
+        message = "is not UTF-8 text (nor UTF-16 or UTF-32 with a byte-order mark)"
     except OSError as error:
         message = f"cannot read file: {error.strerror or error}"
     raise ComposeError([Problem(display, "(root)", message)])

@@ -47,6 +47,7 @@ class Project:
     sources: list[Source] = field(default_factory=list)
     _prepared: dict[str, dict | None] = field(default_factory=dict)
     _unset_seen: set = field(default_factory=set)
+    _unset_at: dict = field(default_factory=dict)  # value path -> the unset variables it used
 
     def warn(self, file: str, path: tuple | str, message: str) -> None:
         where = path if isinstance(path, str) else format_path(path)
@@ -73,6 +74,7 @@ class Project:
             self.problems.add(display, where, message)
 
         def on_unset(where: tuple, name: str) -> None:
+            self._unset_at.setdefault(tuple(where), []).append(name)
             if (display, name) not in self._unset_seen:
                 self._unset_seen.add((display, name))
                 self.warn(display, where, f"variable {name} is not set, substituting an empty string")
@@ -86,7 +88,13 @@ class Project:
         return resolve_paths(document, PathResolver(base_dir, self.home))
 
     def problem(self, path: tuple, message: str) -> None:
-        """A problem found in the merged model, charged to the file the value came from."""
+        """A problem found in the merged model, charged to the file the value came from (and, when
+        the value used unset variables, naming them: they are the likely cause)."""
+        unset = self._unset_at.get(tuple(path))
+        if unset:
+            names = ", ".join(dict.fromkeys(unset))
+            message += f" (the variable{'s' if len(unset) > 1 else ''} {names} {'are' if len(unset) > 1 else 'is'} " \
+                       "not set: an empty string took its place)"
         self.problems.add(self.origin(path), path, message)
 
     def warning(self, path: tuple, message: str) -> None:

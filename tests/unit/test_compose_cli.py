@@ -91,3 +91,18 @@ def test_a_missing_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner().invoke(main, ["stack", "config", "-c", "nope.yml"])
     assert (result.exit_code, result.stderr) == (1, "error: nope.yml: (root): file not found\n")
+
+
+def test_a_global_service_prints_no_replica_count(run):
+    result = run("services:\n  agent:\n    image: busybox\n    deploy: {mode: global}\n")
+    assert result.exit_code == 0, result.stderr
+    deploy = yaml.safe_load(result.stdout)["services"]["agent"]["deploy"]
+    assert deploy["mode"] == "global" and "replicas" not in deploy
+
+
+def test_a_bad_value_names_the_unset_variable_that_made_it(run, monkeypatch):
+    monkeypatch.delenv("ELASTICSEARCH_VERSION", raising=False)
+    result = run("services:\n  es:\n    image: elasticsearch:${ELASTICSEARCH_VERSION}\n")
+    assert result.exit_code == 1
+    assert "services.es.image: 'elasticsearch:' is not an image reference" in result.stderr
+    assert "the variable ELASTICSEARCH_VERSION is not set" in result.stderr

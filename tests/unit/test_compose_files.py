@@ -85,3 +85,21 @@ def test_env_file_problems_name_the_line(tmp_path):
     path.write_text("OK=1\nA=\"never closed\n")
     with pytest.raises(ComposeError, match=r"^bad.env: line 2: A: missing closing \"$"):
         read_env_file(str(path), "bad.env", {}.get)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-8-sig", "utf-32"])
+def test_files_with_a_byte_order_mark_are_read_as_docker_reads_them(tmp_path, encoding):
+    path = tmp_path / "compose.yml"
+    text = "services:\n  web:\n    image: nginx  # café\n"
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    path.write_bytes(data)
+    assert read_yaml(str(path), "compose.yml") == {"services": {"web": {"image": "nginx"}}}
+
+
+def test_a_file_in_no_unicode_encoding_is_a_clear_error(tmp_path):
+    path = tmp_path / "compose.yml"
+    path.write_bytes(b"services:\n  web:\n    image: caf\xe9\n")
+    with pytest.raises(ComposeError, match="not UTF-8 text"):
+        read_yaml(str(path), "compose.yml")
