@@ -104,6 +104,9 @@ def deploy(client, files, prune, detach, timeout, name):
     result = client.deploy(name, stack.to_dict(), _object_contents(stack), prune)
     changed = [s["name"] for s in result["services"] if s["changed"]]
     for s in result["services"]:
+        if not s.get("in_file", True):
+            console.print(f"Keeping service {s['name']}: no longer in the file (--prune removes it)")
+            continue
         verb = ("Updating" if s["version"] > 1 else "Creating") if s["changed"] else "Unchanged"
         console.print(f"{verb} service {s['name']}")
     for removed in result["removed"]:

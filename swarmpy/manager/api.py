@@ -341,10 +341,11 @@ def create_app(ctx: ManagerContext) -> Flask:
                 if not isinstance(e, Conflict) or attempt == 2:
                     raise
         networks.ensure_vips(store, plan.changed)
-        return jsonify(services=[{"id": s.id, "name": s.name, "version": s.version, "changed": True}
+        in_file = {stacks.full_name(name, key) for key in spec.services}
+        return jsonify(services=[{"id": s.id, "name": s.name, "version": s.version, "changed": True, "in_file": True}
                                  for s in plan.changed]
-                       + [{"id": s.id, "name": s.name, "version": s.version, "changed": False}
-                          for s in plan.unchanged],
+                       + [{"id": s.id, "name": s.name, "version": s.version, "changed": False,
+                           "in_file": s.name in in_file} for s in plan.unchanged],
                        removed=[s.name for s in plan.removed])
 
     @app.delete("/stacks/<path:name>")  # any name: one made before names were checked too
@@ -386,7 +387,7 @@ def create_app(ctx: ManagerContext) -> Flask:
         images = {s.id: s.spec.image for s in services}
         out = []
         for s in services:
-            out += [views.task_view(t, nodes, images.get(t.service_id)) for t in tasks.get(s.id, [])
+            out += [views.task_view(t, nodes, t.image or images.get(t.service_id)) for t in tasks.get(s.id, [])
                     if node_id is None or t.node_id == node_id]
         return out
 

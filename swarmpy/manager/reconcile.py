@@ -116,7 +116,7 @@ class _Reconciler:
     def new_task(self, slot, not_before: float = 0.0, history: tuple[float, ...] = ()) -> Task:
         task = Task(
             id=new_id(), service_id=self.service.id, service_name=self.service.name,
-            spec_version=self.service.spec_version,
+            spec_version=self.service.spec_version, image=self.service.spec.image,
             slot=None if self.global_mode else slot,
             node_id=slot if self.global_mode else None,
             desired_state=DesiredState.COMPLETE if self.job else DesiredState.RUNNING,

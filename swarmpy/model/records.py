@@ -158,6 +158,7 @@ class Task(Serializable):
     service_id: str
     service_name: str
     spec_version: int  # the service's spec_version this task runs
+    image: str = ""  # the image of that spec ("" in tasks made before tasks kept it)
     slot: int | None = None  # replicated services; None for global ones (node-bound)
     node_id: str | None = None
     desired_state: DesiredState = DesiredState.RUNNING

@@ -123,6 +123,12 @@ services:
         assert cluster.services("img")["img_fine"]["replicas"] == "1/1"
         states = {t["state"] for t in cluster.tasks("img_ghost")}
         assert "rejected" in states
+        # fixed: the history keeps the image each task was given, as Swarm's `service ps` does
+        fixed = path.read_text().replace("swarmpy/no-such-image:1.0", "swarmpy/busybox:latest\n    command: "
+                                         '["sleep", "3600"]\n    stop_grace_period: 1s')
+        cluster.deploy(cluster.write_stack(tmp_path, fixed, "fixed.yml"), "img")
+        images = {(t["state"], t["image"]) for t in cluster.tasks("img_ghost")}
+        assert ("rejected", "swarmpy/no-such-image:1.0") in images and ("running", "swarmpy/busybox:latest") in images
     finally:
         cluster.cli("stack", "rm", "img", check=False)
 
@@ -156,6 +162,8 @@ def test_prune_removes_services_no_longer_in_the_file(cluster, tmp_path):
         path = cluster.write_stack(tmp_path, only_web, "web-only.yml")
         kept = cluster.deploy(path, "prune")
         assert "Removing service" not in kept.stdout and set(cluster.services("prune")) == {"prune_web", "prune_api"}
+        assert "Keeping service prune_api: no longer in the file" in kept.stdout
+        assert "Unchanged service prune_api" not in kept.stdout
         pruned = cluster.deploy(path, "prune", "--prune")
         assert "Removing service prune_api" in pruned.stdout
         assert set(cluster.services("prune")) == {"prune_web"}

@@ -63,7 +63,8 @@ def test_start_first_never_runs_fewer_than_the_replicas(cluster, tmp_path):
         # at most `parallelism` new ones starting, plus the old ones of the previous batch
         # still in their stop grace period (as in Swarm, the next batch does not wait for them)
         assert max(counts) <= 4 + 2 * 2, counts
-        wait_for(lambda: new_only(cluster, "upd1"), 10,
+        # the last batch's old tasks stop after it: its monitor period (5 s), their drain and grace period
+        wait_for(lambda: new_only(cluster, "upd1"), 30,
                  what=lambda: f"the old tasks to stop (running: {running_commands(cluster, 'upd1')}, tasks: "
                               f"{[(t['name'], t['state'], t['desired_state']) for t in cluster.tasks('upd1_web')]})")
         status = cluster.json("service", "ls")
