@@ -174,7 +174,13 @@ class NodeWatcher(threading.Thread):
             elif action.startswith("health_status"):
                 health = action.split(":", 1)[1].strip()
                 task = self.store.get_task(task_id)
-                if task.state == TaskState.RUNNING:
+                if task.state == TaskState.RUNNING and health == "unhealthy" and task.desired_state == \
+                        DesiredState.RUNNING:
+                    # as in Swarm, an unhealthy task has failed: it is stopped, and its restart policy
+                    # decides on a successor (before, it only left the load balancers, for good)
+                    self.store.update_task_status(task_id, TaskState.FAILED, message="failed", health=health,
+                                                  error="task: unhealthy container")
+                elif task.state == TaskState.RUNNING:
                     self.store.update_task_status(task_id, TaskState.RUNNING, health=health)
             elif action == "destroy":
                 self.store.update_task_status(task_id, TaskState.FAILED, message="failed",

@@ -247,3 +247,28 @@ volumes:
         assert host["RestartPolicy"]["Name"] == "no"
     finally:
         cluster.cli("stack", "rm", "full")
+
+
+def test_an_unhealthy_task_is_replaced(cluster, tmp_path):
+    """As in Swarm: a task whose healthcheck fails has failed; its container stops, a new task runs."""
+    path = cluster.write_stack(tmp_path, """
+services:
+  sick:
+    image: swarmpy/busybox:latest
+    command: ["sh", "-c", "touch /tmp/ok; sleep 4; rm /tmp/ok; exec sleep 3600"]
+    stop_grace_period: 1s
+    healthcheck: {test: ["CMD", "test", "-f", "/tmp/ok"], interval: 1s, retries: 2}
+    deploy: {replicas: 1, restart_policy: {delay: 0s}}
+""")
+    cluster.deploy(path, "sick")
+    try:
+        first = wait_for(lambda: [t for t in cluster.tasks("sick_sick") if t["state"] == "running"], 30,
+                         what="the first task")[0]
+        wait_for(lambda: any(t["id"] == first["id"] and t["state"] == "failed" and "unhealthy" in t["error"]
+                             for t in cluster.tasks("sick_sick")), 30, what="the task to fail as unhealthy")
+        wait_for(lambda: any(t["id"] != first["id"] and t["state"] == "running" for t in cluster.tasks("sick_sick")),
+                 30, what="a successor to run")
+        wait_for(lambda: first["id"] not in {c["Labels"]["com.swarmpy.task.id"] for c in cluster.listed("sick")}, 20,
+                 what="the unhealthy container to stop")
+    finally:
+        cluster.cli("stack", "rm", "sick")
