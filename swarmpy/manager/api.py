@@ -330,7 +330,7 @@ def create_app(ctx: ManagerContext) -> Flask:
             except networks.NetworkError as e:
                 raise BadRequest(str(e), field=e.field, status=e.status)
             plan = stacks.plan_stack(name, spec, existing, store.published_ports(), body.prune,
-                                     networks=joined.by_service)
+                                     networks=joined.by_service, stored=store.get_stack(name))
             new_objects = objects.prepare_stack_objects(ctx, name, spec, body.objects)
             objects.write_all(ctx, new_objects)
             try:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarmpy.model import Service, ServiceNetwork, ServiceSpec, StackSpec, new_id
+from swarmpy.model import Service, ServiceNetwork, ServiceSpec, StackSpec, new_id, scoped_name
 from swarmpy.model.validation import Invalid
 
 PORT_RANGE = (30000, 32767)  # Swarm's range for published ports the file leaves out
@@ -81,11 +81,20 @@ def assign_published_ports(stack_name: str, stack: StackSpec, existing: dict[str
     return problems
 
 
+def object_names(stack_name: str, spec: ServiceSpec, declared: dict[str, dict]) -> list[tuple[str, str, str]]:
+    """(kind, source, cluster-wide name) of the secrets and configs a service uses: pointing one at
+    another object (`name: db_password_v2`) is a new spec for its tasks, though the service's own
+    spec reads the same."""
+    return [(kind, ref.source, scoped_name(stack_name, ref.source, declared.get(kind + "s")))
+            for kind, refs in (("secret", spec.secrets), ("config", spec.configs)) for ref in refs]
+
+
 def plan_stack(name: str, stack: StackSpec, existing: list[Service], published: dict[tuple[int, str], str],
                prune: bool, now: float | None = None,
-               networks: dict[str, list[ServiceNetwork]] | None = None) -> StackPlan:
+               networks: dict[str, list[ServiceNetwork]] | None = None, stored: dict | None = None) -> StackPlan:
     """`existing`: the stack's services now; `published`: the cluster's ingress ports in use;
-    `networks`: each service's networks (by its key in the file), resolved to the cluster's."""
+    `networks`: each service's networks (by its key in the file), resolved to the cluster's;
+    `stored`: the stack's record as it was (what its secrets and configs were)."""
     now = now or time.time()
     by_name = {s.name: s for s in existing}
     problems = assign_published_ports(name, stack, by_name, published)
@@ -105,11 +114,12 @@ def plan_stack(name: str, stack: StackSpec, existing: list[Service], published: 
             plan.changed.append(Service(id=new_id(), stack=name, name=fname, spec=spec, networks=joined,
                                         created_at=now, updated_at=now))
             continue
-        if before.spec == spec and before.networks == joined:
+        files_changed = object_names(name, before.spec, stored or {}) != object_names(name, spec, plan.record)
+        if before.spec == spec and before.networks == joined and not files_changed:
             plan.unchanged.append(before)
             continue
         plan.expected[before.id] = before.version
-        tasks_changed = task_part(before.spec) != task_part(spec) or before.networks != joined
+        tasks_changed = task_part(before.spec) != task_part(spec) or before.networks != joined or files_changed
         plan.changed.append(before.copy(
             spec=spec, networks=joined, version=before.version + 1, updated_at=now,
             spec_version=before.spec_version + (1 if tasks_changed else 0),

@@ -9,6 +9,7 @@ import redis
 
 from swarmpy import bootstrap
 from swarmpy.settings import StateDir
+from tests.integration.cluster import wait_for
 
 SECRET = "s3cr3t-value-0f-a-test"
 
@@ -106,3 +107,37 @@ def test_secret_commands(cluster, tmp_path):
     assert again.returncode == 1 and "exists already" in again.stderr
     cluster.cli("secret", "rm", "loose")
     assert "loose" not in cluster.cli("secret", "ls").stdout
+
+
+ROTATING = """
+services:
+  app:
+    image: swarmpy/busybox:latest
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    secrets: [pw]
+    deploy: {{replicas: 2}}
+secrets:
+  pw:
+    name: rot_pw_{version}
+    file: ./{version}.txt
+"""
+
+
+def test_pointing_at_a_new_secret_rolls_every_task(cluster, tmp_path):
+    for version in ("v1", "v2"):
+        (tmp_path / f"{version}.txt").write_text(f"value-{version}")
+    cluster.deploy(cluster.write_stack(tmp_path, ROTATING.format(version="v1"), "v1.yml"), "rot")
+    try:
+        def values() -> list[str]:
+            return sorted(c.exec_run(["cat", "/run/secrets/pw"]).output.decode()
+                          for n in ("node1", "node2", "node3")
+                          for c in cluster.engine(n).containers.list(filters={"label": "com.swarmpy.stack=rot"}))
+        assert values() == ["value-v1"] * 2
+        done = cluster.deploy(cluster.write_stack(tmp_path, ROTATING.format(version="v2"), "v2.yml"), "rot")
+        assert "Updating service rot_app" in done.stdout
+        wait_for(lambda: values() == ["value-v2"] * 2, 30, what=lambda: f"every task on the new secret: {values()}")
+    finally:
+        cluster.cli("stack", "rm", "rot")
+        for version in ("v1", "v2"):
+            cluster.cli("secret", "rm", f"rot_pw_{version}", check=False)

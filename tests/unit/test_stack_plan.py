@@ -98,3 +98,17 @@ def test_scale_is_for_replicated_services():
     (agent,) = deployed("shop", stack(web=web(mode="global", replicas=1)))
     with pytest.raises(StackError, match="scale can only be used with replicated mode"):
         scale(agent, 3)
+
+
+def test_pointing_a_secret_at_another_object_rolls_the_tasks():
+    from swarmpy.model import FileReference, ObjectSpec
+    uses = web(image="busybox:1")
+    uses.secrets = [FileReference(source="pw", target="pw")]
+    v1 = StackSpec(services={"web": uses}, secrets={"pw": ObjectSpec(name="pw_v1")})
+    first = plan_stack("shop", v1, [], {}, prune=False)
+    (svc,) = first.changed
+    again = plan_stack("shop", v1, [svc], {}, prune=False, stored=first.record)
+    assert again.changed == [] and again.unchanged == [svc]
+    v2 = StackSpec(services={"web": uses}, secrets={"pw": ObjectSpec(name="pw_v2")})
+    (rolled,) = plan_stack("shop", v2, [svc], {}, prune=False, stored=first.record).changed
+    assert rolled.spec_version == svc.spec_version + 1
