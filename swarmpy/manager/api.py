@@ -35,6 +35,7 @@ REPLICATION_WAIT = 2.0  # seconds a change may wait for a replica of the store t
 MAX_BODY = 8 * 1024 * 1024  # a stack of a thousand services is well under 2 MiB
 DRAIN_LIMIT = 64 * 1024 * 1024  # a larger body gets its 413 without being read
 DEFAULT_MAX_REPLICAS = 10_000  # per service, unless `cluster update --max-replicas` says otherwise
+TOO_LARGE = f"the body is too large: at most {MAX_BODY // (1024 * 1024)} MiB"
 EVENT_ID = re.compile(r"(\d{1,20})(-\d{1,20})?\Z")  # a Redis stream id, as /events gives them
 
 
@@ -65,12 +66,13 @@ def _number(name: str, default: int, low: int, high: int) -> int:
     return int(text)
 
 
-def max_replicas(store) -> int:
-    return int(store.cluster_info().get("max_replicas") or DEFAULT_MAX_REPLICAS)
+def max_replicas(cluster: dict) -> int:
+    """The cluster's replica cap, from its settings (`store.cluster_info()`)."""
+    return int(cluster.get("max_replicas") or DEFAULT_MAX_REPLICAS)
 
 
-def allows_privileged(store) -> bool:
-    return store.cluster_info().get("allow_privileged") == "1"
+def allows_privileged(cluster: dict) -> bool:
+    return cluster.get("allow_privileged") == "1"
 
 
 def reserved_ports(ctx: ManagerContext) -> dict[tuple[int, str], str]:
@@ -78,10 +80,7 @@ def reserved_ports(ctx: ManagerContext) -> dict[tuple[int, str], str]:
     ports = {(ctx.config.api_port, "tcp"): "the managers' API", (network_names.VXLAN_PORT, "udp"): "VXLAN"}
     if ctx.config.sentinels:
         ports[(replication.address(ctx.config.sentinels[0])[1], "tcp")] = "Redis Sentinel"
-    try:
-        ports[(replication.master_address(ctx.config)[1], "tcp")] = "the store (Redis)"
-    except Exception:  # noqa: BLE001 - the master's port is known again at the next deploy
-        pass
+    ports[(replication.redis_port(ctx.config), "tcp")] = "the store (Redis)"
     return ports
 
 
@@ -101,7 +100,7 @@ def create_app(ctx: ManagerContext) -> Flask:
                 stream = request.environ["wsgi.input"]
                 while length > 0 and (chunk := stream.read(min(length, 1 << 16))):
                     length -= len(chunk)
-            return jsonify(error=f"the body is too large: at most {MAX_BODY // (1024 * 1024)} MiB"), 413
+            return jsonify(error=TOO_LARGE), 413
         return None
 
     @app.before_request
@@ -159,7 +158,7 @@ def create_app(ctx: ManagerContext) -> Flask:
     def http_error(e: HTTPException):
         messages = {404: f"no such endpoint: {request.method} {request.path}",
                     405: f"method {request.method} not allowed on {request.path}",
-                    413: f"the body is too large: at most {MAX_BODY // (1024 * 1024)} MiB"}
+                    413: TOO_LARGE}
         return jsonify(error=messages.get(e.code, e.description)), e.code
 
     @app.errorhandler(Exception)
@@ -206,7 +205,8 @@ def create_app(ctx: ManagerContext) -> Flask:
             store.set_cluster_info(max_replicas=b.max_replicas)
         if b.allow_privileged is not None:
             store.set_cluster_info(allow_privileged="1" if b.allow_privileged else "0")
-        return jsonify(max_replicas=max_replicas(store), allow_privileged=allows_privileged(store))
+        cluster = store.cluster_info()
+        return jsonify(max_replicas=max_replicas(cluster), allow_privileged=allows_privileged(cluster))
 
     # ---------------------------------------------------------------- tokens
 
@@ -318,8 +318,9 @@ def create_app(ctx: ManagerContext) -> Flask:
         """All or nothing: a refused deploy writes nothing, its secrets and configs included."""
         raw = request.get_data(cache=True)
         body = _parse(bodies.StackDeploy, strip="stack")
-        validation.check_stack(name, body.stack, max_replicas=max_replicas(store), reserved_ports=reserved_ports(ctx),
-                               allow_privileged=allows_privileged(store) or g.caller.allow_privileged)
+        cluster = store.cluster_info()
+        validation.check_stack(name, body.stack, max_replicas=max_replicas(cluster), reserved_ports=reserved_ports(ctx),
+                               allow_privileged=allows_privileged(cluster) or g.caller.allow_privileged)
         if refused := access.deploy_refusals(g.caller, name, body.stack):
             raise Invalid(refused, status=403)
         for attempt in range(3):  # a deploy is declarative: if the cluster moved meanwhile, plan it again
@@ -439,8 +440,9 @@ def create_app(ctx: ManagerContext) -> Flask:
         b = _parse(bodies.ServiceScale)
         service = store.find_service(ref)
         version, replicas = b.version, b.replicas
-        if not 0 <= replicas <= max_replicas(store):
-            raise BadRequest(f"replicas must be from 0 to {max_replicas(store)} (the cluster's limit, "
+        cap = max_replicas(store.cluster_info())
+        if not 0 <= replicas <= cap:
+            raise BadRequest(f"replicas must be from 0 to {cap} (the cluster's limit, "
                              "`swarmpy cluster update --max-replicas`)", field="replicas")
         if version is not None and version != service.version:
             raise Conflict(f"service {service.name} changed since version {version} (now {service.version})")

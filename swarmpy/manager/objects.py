@@ -79,7 +79,7 @@ def prepare_stack_objects(ctx: ManagerContext, stack_name: str, spec: StackSpec,
                           contents: StackObjects) -> list[NewObject]:
     """The secrets and configs a stack declares that are to be written, from the content the
     client read from its files; a StackError, with nothing written, when one cannot be."""
-    new, problems = [], []
+    new, problems, conflict = [], [], False
     for kind in ("secret", "config"):
         declared = getattr(spec, kind + "s")
         sent = getattr(contents, kind + "s")
@@ -97,12 +97,12 @@ def prepare_stack_objects(ctx: ManagerContext, stack_name: str, spec: StackSpec,
                 ready = prepare(ctx, kind, name, decode(sent[key], path), obj.labels, stack_name, path)
             except StackError as e:
                 problems += e.problems
+                conflict = conflict or e.status == 409
                 continue
             if ready:
                 new.append(ready)
     if problems:
-        raise StackError(problems, status=409 if any("exists with other content" in m for _, m in problems)
-                         else 400)
+        raise StackError(problems, status=409 if conflict else 400)
     return new
 
 

@@ -75,11 +75,15 @@ def sentinels(config, addresses: list[str] | None = None) -> Sentinel:
                     socket_timeout=5.0, socket_connect_timeout=2.0)
 
 
+def redis_port(config) -> int:
+    """The port of the cluster's Redis: the config's URL's, which every replica takes too."""
+    return urlparse(config.redis_url).port or 6379
+
+
 def master_address(config) -> tuple[str, int]:
     """Where the master is now, as the Sentinels say (or the config's URL without them)."""
     if not config.sentinels:
-        url = urlparse(config.redis_url)
-        return url.hostname, url.port or 6379
+        return urlparse(config.redis_url).hostname, redis_port(config)
     return sentinels(config).discover_master(MASTER_NAME)
 
 
