@@ -9,7 +9,10 @@ and aliases (the VIP, or with `endpoint_mode: dnsrr` the tasks' addresses),
 
 Any other name gets SERVFAIL: Docker's embedded resolver then asks its next
 server, the host's own, so names outside the cluster resolve as before.
-Answers have a TTL of 0, so no one keeps a stale one.
+Answers have a TTL of 0, so no one keeps a stale one. A task's address is given
+to a node only once that node has the task's forwarding entries (`visible`): a
+client that got it earlier would send its first packet into nothing and wait a
+second for its kernel to try again.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import logging
 import struct
 import threading
+from collections.abc import Callable
 
 import dns.exception
 import dns.flags
@@ -33,7 +37,11 @@ from swarmpy.network.view import NetworkPicture, NetworkView
 log = logging.getLogger(__name__)
 
 
-def answer(picture: NetworkPicture | None, wire: bytes, max_size: int | None = 512) -> bytes | None:
+Keep = Callable[[str], bool]  # whether an address may be given to the node that asks
+
+
+def answer(picture: NetworkPicture | None, wire: bytes, max_size: int | None = 512,
+           keep: Keep | None = None) -> bytes | None:
     """The reply to one query on one network (None: not a DNS query)."""
     try:
         query = dns.message.from_wire(wire)
@@ -51,6 +59,8 @@ def answer(picture: NetworkPicture | None, wire: bytes, max_size: int | None = 5
         reply.set_rcode(dns.rcode.SERVFAIL)  # not the cluster's: the resolver asks its next server
         return reply.to_wire()
     reply.flags |= dns.flags.AA
+    if keep is not None:
+        addresses = [a for a in addresses if keep(a)]
     if question.rdtype in (dns.rdatatype.A, dns.rdatatype.ANY) and addresses:
         reply.answer.append(dns.rrset.from_text_list(question.name, 0, dns.rdataclass.IN, dns.rdatatype.A,
                                                      list(addresses)))
@@ -72,7 +82,7 @@ class _UDP(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data, addr):
-        out = answer(self.server.picture(self.network_id), data)
+        out = answer(self.server.picture(self.network_id), data, keep=self.server.keep(self.network_id, addr[0]))
         if out is not None:
             self.transport.sendto(out, addr)
 
@@ -80,9 +90,12 @@ class _UDP(asyncio.DatagramProtocol):
 class DNSServer(threading.Thread):
     """Opens a port per network as networks come and goes; `ports` tells the programmers where."""
 
-    def __init__(self, view: NetworkView, host: str = "0.0.0.0"):
+    def __init__(self, view: NetworkView, host: str = "0.0.0.0",
+                 visible: Callable[[str, str], Keep | None] | None = None):
+        """`visible(network id, client address)`: which addresses the asking node can reach
+        (None: any)."""
         super().__init__(name="dns", daemon=True)
-        self.view, self.host = view, host
+        self.view, self.host, self.visible = view, host, visible
         self.ports: dict[str, int] = {}
         self.applied_version = 0
         self._sockets: dict[str, tuple[asyncio.DatagramTransport, asyncio.AbstractServer]] = {}
@@ -91,6 +104,9 @@ class DNSServer(threading.Thread):
 
     def picture(self, network_id: str) -> NetworkPicture | None:
         return self.view.current.networks.get(network_id)
+
+    def keep(self, network_id: str, client: str) -> Keep | None:
+        return self.visible(network_id, client) if self.visible is not None else None
 
     def run(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -144,10 +160,12 @@ class DNSServer(threading.Thread):
         raise OSError("no port free for both UDP and TCP")
 
     async def _tcp(self, network_id: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        client = (writer.get_extra_info("peername") or ("",))[0]
         try:
             while True:
                 size = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), 10))[0]
-                out = answer(self.picture(network_id), await reader.readexactly(size), max_size=None)
+                out = answer(self.picture(network_id), await reader.readexactly(size), max_size=None,
+                             keep=self.keep(network_id, client))
                 if out is None:
                     break
                 writer.write(struct.pack("!H", len(out)) + out)

@@ -15,6 +15,7 @@ names), which networks the node has, and the host's own nameservers.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -71,6 +72,8 @@ class NodeProgrammer(threading.Thread):
         self.listed_at = 0.0
         self.error = ""
         self.applied_when = 0.0
+        # network id -> addresses of other nodes' tasks the node has entries for (None: not known)
+        self.reachable: dict[str, frozenset[str]] | None = None
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -164,6 +167,7 @@ class NodeProgrammer(threading.Thread):
                 return self.program(snapshot, node)
             self.facts = render.facts_of(desired, chains)
             self.applied = desired
+            self.reachable = {nid: frozenset(n.neighbors) for nid, n in desired.networks.items()}
         if not desired.networks and not self.docker_nets and (self.facts.devices or any(self.facts.chains.values())):
             self._shell(node).check(render.teardown_script(self.facts, chains))
             self.facts = render.HostFacts()
@@ -234,7 +238,7 @@ class NetworkSupervisor(threading.Thread):
         self.store, self.holder, self.dns_address = store, holder, dns_address
         self.can_reach, self.make_connector, self.local = can_reach, make_connector, local
         self.view = NetworkView(store)
-        self.dns = DNSServer(self.view)
+        self.dns = DNSServer(self.view, visible=self.visible)
         self.programmers: dict[str, NodeProgrammer] = {}
         self.stop_event = threading.Event()
 
@@ -260,6 +264,34 @@ class NetworkSupervisor(threading.Thread):
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def visible(self, network_id: str, client: str) -> Callable[[str], bool] | None:
+        """Which addresses the DNS may give the node that asks (None: any): its own tasks', and
+        those of other nodes' tasks it has forwarding entries for. The node's programmer runs
+        here, since the node sends its queries to its programmer's DNS server."""
+        snapshot = self.view.current
+        picture = snapshot.networks.get(network_id)
+        if picture is None:
+            return None
+        node_id = self._asking_node(snapshot, picture.network.subnet, client)
+        programmer = self.programmers.get(node_id or "")
+        reachable = programmer.reachable if programmer is not None else None
+        if reachable is None:
+            return None
+        programmed = reachable.get(network_id, frozenset())
+        remote = {m.address for m in picture.members.values() if m.node_id != node_id}
+        return lambda address: address not in remote or address in programmed
+
+    def _asking_node(self, snapshot: Snapshot, subnet: str, client: str) -> str | None:
+        """Queries from other hosts come masqueraded to their node's address; those a host
+        redirects to its own DNS server keep the task's address (on the network's subnet)."""
+        try:
+            on_subnet = ipaddress.ip_address(client) in ipaddress.ip_network(subnet)
+        except ValueError:
+            return None
+        if on_subnet:
+            return next((nid for nid, n in snapshot.nodes.items() if self.local(n)), None)
+        return next((nid for nid, n in snapshot.nodes.items() if n.address == client), None)
 
 
 def _short(error: Exception) -> str:

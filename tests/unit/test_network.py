@@ -214,6 +214,35 @@ def test_dns_answers_the_networks_names_and_servfails_the_rest():
     assert cluster_dns.answer(picture, b"\x00garbage") is None
 
 
+def test_a_node_is_told_only_the_addresses_of_remote_tasks_it_has_entries_for():
+    from types import SimpleNamespace
+
+    from swarmpy.network.programmer import NetworkSupervisor
+    api = service()
+    snap = snapshot(contribution(api, [task(api, 1, "n1", "10.0.1.5"), task(api, 2, "n2", "10.0.1.6")],
+                                 {NET.id: "10.0.1.2"}, True))
+    supervisor = NetworkSupervisor(None, "me", "192.168.5.1", lambda n: True, lambda: None,
+                                   local=lambda n: n.id == "n1")
+    supervisor.view.current = snap
+    n1, n2 = SimpleNamespace(reachable={NET.id: frozenset()}), SimpleNamespace(reachable=None)
+    supervisor.programmers = {"n1": n1, "n2": n2}
+    picture = snap.networks[NET.id]
+
+    def addresses(client, name="tasks.api"):
+        query = dns.message.make_query(name, "A").to_wire()
+        reply = dns.message.from_wire(cluster_dns.answer(picture, query, keep=supervisor.visible(NET.id, client)))
+        return sorted(r.address for r in reply.answer[0]) if reply.answer else []
+
+    assert addresses("192.168.5.2") == ["10.0.1.5", "10.0.1.6"]  # n2's programmer has not said: no filter
+    n2.reachable = {NET.id: frozenset()}
+    assert addresses("192.168.5.2") == ["10.0.1.6"]  # n1's task is not programmed on n2 yet
+    assert addresses("192.168.5.2", "api") == ["10.0.1.2"]  # a VIP is always there
+    n2.reachable = {NET.id: frozenset({"10.0.1.5"})}
+    assert addresses("192.168.5.2") == ["10.0.1.5", "10.0.1.6"]
+    assert addresses("10.0.1.5") == ["10.0.1.5"]  # redirected on n1 itself (the source is a task)
+    assert addresses("192.168.9.9") == ["10.0.1.5", "10.0.1.6"]  # no node of ours: no filter
+
+
 def test_a_long_answer_is_truncated_over_udp_and_whole_over_tcp():
     api = service(replicas=60)
     tasks = [task(api, i, "n1", f"10.0.1.{10 + i}") for i in range(60)]
