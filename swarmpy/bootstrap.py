@@ -7,7 +7,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -16,7 +15,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -61,26 +59,32 @@ def free_port(binds: list[str], port: int) -> int:
     return port
 
 
-def embedded_redis(state: StateDir, advertise_addr: str, port: int = DEFAULT_REDIS_PORT) -> tuple[str, list[str]]:
+def embedded_redis(state: StateDir, advertise_addr: str,
+                   port: int = DEFAULT_REDIS_PORT) -> tuple[str, list[str], dict[str, str], dict[str, str]]:
     """The configs of a redis-server owned by this cluster and of a Sentinel watching it (their
-    supervisor runs them): AOF under the state dir, a password, bound to the advertise address
-    (so promoted managers reach them) and loopback. Returns the Redis URL and the Sentinel's
-    address."""
+    supervisor runs them): AOF under the state dir, a user per component, TLS with a certificate
+    of the cluster's CA (when it has one: not with --http), bound to the advertise address (so
+    promoted managers reach them) and loopback. Returns the Redis URL, the Sentinel's address,
+    the users' passwords and the TLS files."""
     if shutil.which("redis-server") is None:
         raise BootstrapError("redis-server is not installed (apt-get install redis-server), "
                              "or give an existing one with --redis URL")
     binds = ["127.0.0.1"] + ([advertise_addr] if advertise_addr not in ("127.0.0.1", "localhost") else [])
     port = free_port(binds, port)
     sentinel_port = free_port(binds, replication.DEFAULT_SENTINEL_PORT)
-    password = secrets.token_urlsafe(24)
+    users = replication.new_users()
+    tls = state.store_tls() if state.ca_file.exists() else {}
+    if tls:
+        pki.issue(state.ca_file, state.tls_dir / "ca.key", Path(tls["cert"]), Path(tls["key"]), binds[::-1])
     for directory in (state.redis_dir, state.sentinel_dir, state.run_dir):
         directory.mkdir(parents=True, exist_ok=True)
     state.write_secret_file(state.redis_dir / "redis.conf", replication.redis_conf(
-        port, binds, password, str(state.redis_dir), str(state.run_dir / "redis.log"), announce=binds[-1]))
+        port, binds, users, tls, str(state.redis_dir), str(state.run_dir / "redis.log"), announce=binds[-1]))
     state.write_secret_file(state.sentinel_dir / "sentinel.conf", replication.sentinel_conf(
-        sentinel_port, binds, password, str(state.sentinel_dir), str(state.run_dir / "sentinel.log"),
+        sentinel_port, binds, users, tls, str(state.sentinel_dir), str(state.run_dir / "sentinel.log"),
         announce=binds[-1], master=(binds[-1], port), sentinel_count=1))
-    return f"redis://:{quote(password, safe='')}@{binds[-1]}:{port}/0", [f"{binds[-1]}:{sentinel_port}"]
+    return (f"{'rediss' if tls else 'redis'}://{binds[-1]}:{port}/0", [f"{binds[-1]}:{sentinel_port}"],
+            users, tls)
 
 
 def _master_known(config: ClusterConfig) -> bool:
@@ -92,10 +96,10 @@ def _master_known(config: ClusterConfig) -> bool:
         return False
 
 
-def _redis_answers(url: str) -> bool:
+def _redis_answers(url: str, **kwargs) -> bool:
     import redis
     try:
-        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+        return bool(replication.url_client(url, socket_timeout=1, **kwargs).ping())
     except redis.RedisError:
         return False
 
@@ -177,13 +181,13 @@ def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: 
     # from choosing a free port for the embedded Redis until it listens there, no other cluster of
     # this machine chooses one (two `init`s at once would both take the first free port)
     with _machine_lock("ports"):
-        sentinels = []
+        sentinels, users, tls = [], {}, {}
         if embedded:
-            redis_url, sentinels = embedded_redis(state, advertise_addr)
+            redis_url, sentinels, users, tls = embedded_redis(state, advertise_addr)
         config = ClusterConfig(redis_url=redis_url, api_url=f"{'http' if http else 'https'}://{advertise_addr}:{api_port}",
                                advertise_addr=advertise_addr, api_port=api_port, embedded_redis=embedded,
                                heartbeat=heartbeat, workers=workers, default_addr_pool=addr_pool,
-                               subnet_size=subnet_size, sentinels=sentinels)
+                               subnet_size=subnet_size, sentinels=sentinels, redis_users=users, redis_tls=tls)
         state.save(config)
         if systemd:
             unit = SYSTEMD_UNITS / unit_name(state)
@@ -196,7 +200,9 @@ def init(state: StateDir, redis_url: str | None, advertise_addr: str, api_port: 
             spawn(state, "supervisor", ["supervise", "--local-node", *(f"--part={p}" for p in parts_of(config, lb))])
         if embedded:
             try:
-                _wait(lambda: _redis_answers(redis_url), 10, "the embedded redis-server did not answer")
+                _wait(lambda: _redis_answers(redis_url, **replication.credentials(config, replication.MANAGER),
+                                             **replication.tls_kwargs(config)),
+                      10, "the embedded redis-server did not answer")
                 _wait(lambda: _master_known(config), 10, "the embedded Redis Sentinel did not answer")
             except BootstrapError as e:
                 stop(state)
@@ -313,7 +319,8 @@ def cluster_id(state: StateDir) -> str | None:
 
     from swarmpy.store import Store
     try:
-        return Store.from_config(state.load(), socket_timeout=3).cluster_info().get("id")
+        config = state.load()
+        return Store.from_config(config, replication.host_user(config), socket_timeout=3).cluster_info().get("id")
     except (redis.RedisError, OSError):
         return None
 

@@ -82,18 +82,26 @@ def needs_certificate(cert_path: Path, addresses: list[str]) -> bool:
 
 
 def issue(ca_cert_path: Path, ca_key_path: Path, cert_path: Path, key_path: Path, addresses: list[str]) -> None:
-    """A server certificate for `addresses` (IPs or names), signed by the cluster's CA."""
+    """A certificate for `addresses` (IPs or names), signed by the cluster's CA, written to files."""
+    cert, key = issue_pem(ca_cert_path, ca_key_path, addresses)
+    _write(key_path, key, 0o600)
+    _write(cert_path, cert, 0o644)
+
+
+def issue_pem(ca_cert_path: Path, ca_key_path: Path, addresses: list[str]) -> tuple[bytes, bytes]:
+    """A certificate for `addresses` and its key (PEM), signed by the cluster's CA. It serves
+    (the API, the store) and identifies a client too (the store asks its clients for one)."""
     ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
     ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
+    usage = [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
     cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"swarmpy manager {addresses[0]}")]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"swarmpy {addresses[0]}")]))
             .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(_now() - datetime.timedelta(minutes=5))
             .not_valid_after(_now() + datetime.timedelta(days=CERT_DAYS))
             .add_extension(x509.SubjectAlternativeName(_names(addresses)), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
             .sign(ca_key, hashes.SHA256()))
-    _write(key_path, _key_bytes(key), 0o600)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return cert.public_bytes(serialization.Encoding.PEM), _key_bytes(key)

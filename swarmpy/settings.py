@@ -3,6 +3,8 @@
     <state dir>/cluster.json   redis URL, API address, advertise address, settings
     <state dir>/token          the cluster token (API bearer token), mode 0600
     <state dir>/cluster.key    the vault key, mode 0600
+    <state dir>/ca.crt         the cluster CA's certificate
+    <state dir>/tls/           the CA's key, this host's certificates (API, store) and their keys
     <state dir>/ssh/           the cluster's own SSH key (used when `node add` has no --identity)
     <state dir>/run/           pid files and logs of the processes `swarmpy init` started, and
                                parts.json: what each of them is doing, as their supervisor sees it
@@ -37,6 +39,9 @@ class ClusterConfig:
     default_addr_pool: str = "10.0.0.0/8"  # where networks' subnets come from (Swarm's default)
     subnet_size: int = 24  # prefix length of each network's subnet
     sentinels: list[str] = field(default_factory=list)  # "host:port" of the Sentinels this host knows
+    # the store's users this host's processes log in as -> their passwords (empty: the URL's password)
+    redis_users: dict[str, str] = field(default_factory=dict)
+    redis_tls: dict[str, str] = field(default_factory=dict)  # the store's TLS files: ca, cert, key (empty: none)
     extra: dict = field(default_factory=dict)
 
 
@@ -65,6 +70,12 @@ class StateDir:
     def tls_dir(self) -> Path:
         """The CA's key and this manager's certificate and key."""
         return self.path / "tls"
+
+    def store_tls(self) -> dict[str, str]:
+        """Where this host keeps the store's TLS files: the CA's certificate, and the host's own
+        certificate and key (its Redis and Sentinel serve with them, its clients show them)."""
+        return {"ca": str(self.ca_file), "cert": str(self.tls_dir / "store.crt"),
+                "key": str(self.tls_dir / "store.key")}
 
     @property
     def run_dir(self) -> Path:

@@ -179,9 +179,10 @@ class StatusPublisher:
 
     def store(self):
         if self._store is None:
-            from swarmpy.store import Store
-            self._store = Store.from_config(self.state.load(), socket_timeout=1, socket_connect_timeout=1,
-                                            retry_on_timeout=False)
+            from swarmpy.store import Store, replication
+            config = self.state.load()
+            self._store = Store.from_config(config, replication.host_user(config), socket_timeout=1,
+                                            socket_connect_timeout=1, retry_on_timeout=False)
         return self._store
 
     def publish(self, status: dict) -> None:

@@ -32,7 +32,7 @@ from swarmpy.lb import routes
 from swarmpy.lb.proxy import Health, Listener
 from swarmpy.lifetime import die_with_parent
 from swarmpy.settings import StateDir
-from swarmpy.store import Store
+from swarmpy.store import Store, replication
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
     if parent is not None:
         die_with_parent(parent)
     state = StateDir(state_path)
-    store = Store.from_config(state.load())
+    store = Store.from_config(state.load(), replication.LB)
     lb_id = f"{socket.gethostname()}.{os.getpid()}"
     loop = new_event_loop()
     asyncio.set_event_loop(loop)

@@ -92,10 +92,11 @@ class StoreBase:
         return cls(redis.Redis.from_url(url, decode_responses=True, **kwargs), prefix)
 
     @classmethod
-    def from_config(cls, config, prefix: str = DEFAULT_PREFIX, **kwargs) -> Self:
-        """The store of a cluster config: its master, through its Sentinels when it has some."""
+    def from_config(cls, config, user: str = "manager", prefix: str = DEFAULT_PREFIX, **kwargs) -> Self:
+        """The store of a cluster config, logged in as `user` (see `replication.ACL_RULES`): its
+        master, through its Sentinels when it has some."""
         from swarmpy.store.replication import client
-        return cls(client(config, **kwargs), prefix)
+        return cls(client(config, user, **kwargs), prefix)
 
     def wait_replicated(self, timeout: float = 2.0) -> bool:
         """Everything written so far is on a replica too (when there are replicas)."""

@@ -14,10 +14,18 @@ peer's death from a cut link, and does not promote itself).
 
 Replication is asynchronous; the API acknowledges a change only once a
 replica has it (`wait_replicated`), so a failover loses no acknowledged write.
+
+An embedded store speaks TLS only, on every port (clients, replication,
+Sentinels), with certificates of the cluster's CA on both ends. Each process
+that uses it logs in as its own ACL user with only the commands it needs
+(`ACL_RULES`); Redis's default user is off. The users and their passwords are in
+the config (`redis_users`); the Sentinels have a password of their own.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import time
 from urllib.parse import unquote, urlparse
 
@@ -30,6 +38,72 @@ MASTER_NAME = "swarmpy"
 DEFAULT_SENTINEL_PORT = 26380  # beside a system Sentinel on 26379
 DOWN_AFTER_MS = 2000  # a master silent this long is subjectively down
 FAILOVER_TIMEOUT_MS = 2500  # also: a failed election is tried again after twice this
+
+
+# The store's users. Their passwords are in `ClusterConfig.redis_users`, under these names, and
+# SENTINEL_ACCESS is the Sentinels' own password (they are asked where the master is).
+MANAGER, WORKER, LB, REPLICA, SENTINEL = "manager", "worker", "lb", "replica", "sentinel"
+SENTINEL_ACCESS = "sentinel-access"
+_DATA = ("resetchannels &* ~swarmpy:* ~rq:* +@all -@admin -@dangerous "
+         "+info")  # INFO: replication checks, and rq asks the server's version
+ACL_RULES = {
+    MANAGER: _DATA,
+    WORKER: _DATA,
+    # a load balancer reads services, tasks and events, and writes its own status
+    LB: "resetchannels %R~swarmpy:* ~swarmpy:lb:status:* +@read +@connection -@dangerous +set",
+    REPLICA: "+psync +replconf +ping",  # Redis's documented minimum for a replica
+    SENTINEL: ("resetchannels &* +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info "
+               "+client|setname +client|kill +script|kill"),  # the same for a Sentinel
+}
+
+
+def new_users() -> dict[str, str]:
+    """A password for each user of a new store, and for its Sentinels."""
+    return {name: secrets.token_urlsafe(24) for name in (*ACL_RULES, SENTINEL_ACCESS)}
+
+
+def acl_lines(users: dict[str, str]) -> list[str]:
+    """redis.conf lines of the store's users (passwords as SHA-256: the file keeps no password of
+    them), with the default user off."""
+    return ["user default off"] + [
+        f"user {name} on #{hashlib.sha256(users[name].encode()).hexdigest()} {rules}"
+        for name, rules in ACL_RULES.items() if name in users]
+
+
+def tls_lines(tls: dict[str, str]) -> list[str]:
+    """TLS only, with the cluster's CA on both ends (`tls`: the ca, cert and key files)."""
+    if not tls:
+        return []
+    return [f"tls-cert-file {tls['cert']}", f"tls-key-file {tls['key']}", f"tls-ca-cert-file {tls['ca']}",
+            "tls-auth-clients yes", "tls-replication yes"]
+
+
+def tls_kwargs(config) -> dict:
+    """redis-py's arguments for the store's TLS (none for a plain one)."""
+    tls = config.redis_tls
+    if not tls:
+        return {}
+    return {"ssl": True, "ssl_ca_certs": tls["ca"], "ssl_certfile": tls["cert"], "ssl_keyfile": tls["key"],
+            "ssl_cert_reqs": "required"}
+
+
+def credentials(config, user: str) -> dict:
+    """Who a process logs in as: its own user, or the URL's (a Redis the cluster does not own)."""
+    if config.redis_users:
+        if user not in config.redis_users:
+            raise KeyError(f"this machine has no password for the store's {user!r} user")
+        return {"username": user, "password": config.redis_users[user]}
+    return {"password": password_of(config.redis_url)}
+
+
+def host_user(config) -> str:
+    """The user of a process that looks after the host itself (its supervisor, `leave`): the
+    manager's on a manager, the load balancer's on a host that only balances."""
+    return MANAGER if not config.redis_users or MANAGER in config.redis_users else LB
+
+
+def sentinel_password(config) -> str | None:
+    return config.redis_users.get(SENTINEL_ACCESS) if config.redis_users else password_of(config.redis_url)
 
 
 def quorum(sentinels: int) -> int:
@@ -46,17 +120,23 @@ def address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def client(config, decode_responses: bool = True, **kwargs) -> redis.Redis:
-    """A Redis client of the cluster's master: through its Sentinels when it has some (it follows
-    a failover), else at the config's URL."""
+def client(config, user: str = MANAGER, decode_responses: bool = True, **kwargs) -> redis.Redis:
+    """A Redis client of the cluster's master, logged in as `user`: through its Sentinels when it
+    has some (it follows a failover), else at the config's URL."""
     kwargs.setdefault("health_check_interval", 10)
     kwargs.setdefault("socket_keepalive", True)
     kwargs.setdefault("retry_on_timeout", True)
     kwargs.setdefault("retry", master_retry())
+    kwargs.update(credentials(config, user), **tls_kwargs(config))
     if not config.sentinels:
-        return redis.Redis.from_url(config.redis_url, decode_responses=decode_responses, **kwargs)
-    return sentinels(config).master_for(MASTER_NAME, password=password_of(config.redis_url),
-                                        decode_responses=decode_responses, **kwargs)
+        return url_client(config.redis_url, decode_responses=decode_responses, **kwargs)
+    return sentinels(config).master_for(MASTER_NAME, decode_responses=decode_responses, **kwargs)
+
+
+def url_client(url: str, **kwargs) -> redis.Redis:
+    """A client of the Redis at `url`, whose scheme says whether it speaks TLS (`rediss`)."""
+    kwargs.pop("ssl", None)
+    return redis.Redis.from_url(url, **kwargs)
 
 
 def master_retry() -> Retry:
@@ -67,11 +147,11 @@ def master_retry() -> Retry:
 
 
 def sentinels(config, addresses: list[str] | None = None) -> Sentinel:
-    password = password_of(config.redis_url)
     # no retry of one Sentinel: the next one is asked (a dead Sentinel cost ~9 s of retries)
     return Sentinel([address(a) for a in addresses or config.sentinels],
-                    sentinel_kwargs={"password": password, "socket_timeout": 1.0, "socket_connect_timeout": 1.0,
-                                     "retry": Retry(NoBackoff(), 0)},
+                    sentinel_kwargs={"password": sentinel_password(config), "socket_timeout": 1.0,
+                                     "socket_connect_timeout": 1.0, "retry": Retry(NoBackoff(), 0),
+                                     **tls_kwargs(config)},
                     socket_timeout=5.0, socket_connect_timeout=2.0)
 
 
@@ -87,12 +167,13 @@ def master_address(config) -> tuple[str, int]:
     return sentinels(config).discover_master(MASTER_NAME)
 
 
-def redis_conf(port: int, binds: list[str], password: str, data_dir: str, log_file: str,
-               announce: str | None = None, replica_of: tuple[str, int] | None = None) -> str:
-    """A redis-server of the cluster: AOF on, a password (the same for replicas: a replica that
+def redis_conf(port: int, binds: list[str], users: dict[str, str], tls: dict[str, str], data_dir: str,
+               log_file: str, announce: str | None = None, replica_of: tuple[str, int] | None = None) -> str:
+    """A redis-server of the cluster: AOF on, its users, TLS (the same for replicas: a replica that
     becomes master, and a master that comes back as a replica, need no new settings)."""
-    lines = [f"port {port}", f"bind {' '.join(binds)}", "protected-mode no", f"requirepass {password}",
-             f"masterauth {password}", "appendonly yes", "appendfsync everysec", f"dir {data_dir}",
+    lines = [*_listen(port, tls), f"bind {' '.join(binds)}", "protected-mode no", *acl_lines(users),
+             f"masteruser {REPLICA}", f"masterauth {users[REPLICA]}", *tls_lines(tls),
+             "appendonly yes", "appendfsync everysec", f"dir {data_dir}",
              "repl-diskless-sync-delay 0",  # a new replica is in sync at once (5 s by default)
              f"logfile {log_file}", "daemonize no"]
     if announce:
@@ -102,14 +183,19 @@ def redis_conf(port: int, binds: list[str], password: str, data_dir: str, log_fi
     return "\n".join(lines) + "\n"
 
 
-def sentinel_conf(port: int, binds: list[str], password: str, data_dir: str, log_file: str, announce: str,
-                  master: tuple[str, int], sentinel_count: int) -> str:
+def _listen(port: int, tls: dict[str, str]) -> list[str]:
+    return ["port 0", f"tls-port {port}"] if tls else [f"port {port}"]
+
+
+def sentinel_conf(port: int, binds: list[str], users: dict[str, str], tls: dict[str, str], data_dir: str,
+                  log_file: str, announce: str, master: tuple[str, int], sentinel_count: int) -> str:
     """A Sentinel of the cluster (it rewrites this file as it learns: the file must stay writable)."""
     return "\n".join([
-        f"port {port}", f"bind {' '.join(binds)}", "protected-mode no", f"requirepass {password}",
+        *_listen(port, tls), f"bind {' '.join(binds)}", "protected-mode no",
+        f"requirepass {users[SENTINEL_ACCESS]}", *tls_lines(tls),
         f"dir {data_dir}", f"logfile {log_file}", "daemonize no", f"sentinel announce-ip {announce}",
         f"sentinel monitor {MASTER_NAME} {master[0]} {master[1]} {quorum(sentinel_count)}",
-        f"sentinel auth-pass {MASTER_NAME} {password}",
+        f"sentinel auth-user {MASTER_NAME} {SENTINEL}", f"sentinel auth-pass {MASTER_NAME} {users[SENTINEL]}",
         f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}",
         f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}",
         f"sentinel parallel-syncs {MASTER_NAME} 1", ""])
@@ -117,8 +203,9 @@ def sentinel_conf(port: int, binds: list[str], password: str, data_dir: str, log
 
 def sentinel_connection(config, addr: str) -> redis.Redis:
     host, port = address(addr)
-    return redis.Redis(host=host, port=port, password=password_of(config.redis_url), socket_timeout=2.0,
-                       socket_connect_timeout=2.0, decode_responses=True, retry=Retry(NoBackoff(), 0))
+    return redis.Redis(host=host, port=port, password=sentinel_password(config), socket_timeout=2.0,
+                       socket_connect_timeout=2.0, decode_responses=True, retry=Retry(NoBackoff(), 0),
+                       **tls_kwargs(config))
 
 
 def set_quorum(config, addresses: list[str]) -> list[str]:

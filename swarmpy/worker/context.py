@@ -12,7 +12,7 @@ import docker
 
 from swarmpy.model import Node
 from swarmpy.settings import StateDir
-from swarmpy.store import Store
+from swarmpy.store import Store, replication
 from swarmpy.vault import Vault, VaultError
 from swarmpy.worker.engine import Engines, local_docker_client
 
@@ -82,5 +82,5 @@ def current() -> WorkerContext:
         state = StateDir()
         config = state.load()
         vault = Vault.from_file(state.key_file) if state.key_file.exists() else None
-        _current = WorkerContext.create(Store.from_config(config), vault, state)
+        _current = WorkerContext.create(Store.from_config(config, replication.WORKER), vault, state)
     return _current

@@ -16,7 +16,9 @@ import shlex
 from dataclasses import asdict
 from urllib.parse import urlparse
 
+from swarmpy import pki
 from swarmpy.model import Node
+from swarmpy.settings import StateDir
 from swarmpy.store import replication
 from swarmpy.worker.context import current
 from swarmpy.worker.engine import EngineError, SSHTarget, run_command, ssh_connect, write_files
@@ -78,12 +80,22 @@ def _write_state(session, node: Node, state_dir: str, with_api: bool) -> dict:
     remote = asdict(config)
     remote.update(advertise_addr=node.address, embedded_redis=False,
                   api_url=_api_url(config, node) if with_api else config.api_url)
-    files = {f"{state_dir}/token": (ctx.state.token_file.read_bytes(), 0o600),
-             f"{state_dir}/cluster.key": (ctx.state.key_file.read_bytes(), 0o600)}
+    files = {}
+    if with_api:  # a manager's; a host that only balances needs neither
+        files = {f"{state_dir}/token": (ctx.state.token_file.read_bytes(), 0o600),
+                 f"{state_dir}/cluster.key": (ctx.state.key_file.read_bytes(), 0o600)}
+    else:  # ... and logs in to the store as a load balancer only
+        remote["redis_users"] = {name: password for name, password in config.redis_users.items()
+                                 if name in (replication.LB, replication.SENTINEL_ACCESS)}
     if ctx.state.ca_file.exists():  # the CA: its certificate for clients, its key for a manager's own
         files[f"{state_dir}/ca.crt"] = (ctx.state.ca_file.read_bytes(), 0o644)
         if with_api:
             files[f"{state_dir}/tls/ca.key"] = ((ctx.state.tls_dir / "ca.key").read_bytes(), 0o600)
+    if config.redis_tls:  # the host's own certificate for the store, as server and client
+        tls = StateDir(state_dir).store_tls()
+        cert, key = pki.issue_pem(ctx.state.ca_file, ctx.state.tls_dir / "ca.key", [node.address, "127.0.0.1"])
+        files.update({tls["cert"]: (cert, 0o644), tls["key"]: (key, 0o600)})
+        remote["redis_tls"] = tls
     if with_api and config.sentinels:  # a manager: a replica of the store, and a Sentinel
         files.update(_store_files(config, node, state_dir))
         remote["sentinels"] = [*config.sentinels, _sentinel_of(config, node)]
@@ -105,14 +117,14 @@ def _sentinel_of(config, node: Node) -> str:
 
 def _store_files(config, node: Node, state_dir: str) -> dict[str, tuple[bytes, int]]:
     """A replica of the master (on the master's port) and a Sentinel (on the first Sentinel's port)."""
-    password = replication.password_of(config.redis_url)
     master = replication.master_address(config)
     binds = ["127.0.0.1", node.address]
     known = len(current().store.sentinels()) + 1
-    redis_conf = replication.redis_conf(master[1], binds, password, f"{state_dir}/redis", f"{state_dir}/run/redis.log",
-                                        announce=node.address, replica_of=master)
+    tls = StateDir(state_dir).store_tls() if config.redis_tls else {}
+    redis_conf = replication.redis_conf(master[1], binds, config.redis_users, tls, f"{state_dir}/redis",
+                                        f"{state_dir}/run/redis.log", announce=node.address, replica_of=master)
     sentinel_conf = replication.sentinel_conf(
-        replication.address(_sentinel_of(config, node))[1], binds, password, f"{state_dir}/sentinel",
+        replication.address(_sentinel_of(config, node))[1], binds, config.redis_users, tls, f"{state_dir}/sentinel",
         f"{state_dir}/run/sentinel.log", announce=node.address, master=master, sentinel_count=known)
     return {f"{state_dir}/redis/redis.conf": (redis_conf.encode(), 0o600),
             f"{state_dir}/sentinel/sentinel.conf": (sentinel_conf.encode(), 0o600)}

@@ -129,7 +129,7 @@ def _keep_alive(store: Store, names: list[str], stop: threading.Event) -> None:
 def make_context(state: StateDir) -> WorkerContext:
     config = state.load()
     vault = Vault.from_file(state.key_file) if state.key_file.exists() else None
-    return WorkerContext.create(Store.from_config(config), vault, state)
+    return WorkerContext.create(Store.from_config(config, replication.WORKER), vault, state)
 
 
 def job_process(state_path: str, parent: int, threads: int, per_node: int) -> None:
@@ -149,7 +149,7 @@ def job_process(state_path: str, parent: int, threads: int, per_node: int) -> No
     for name in alive_names:
         ctx.store.mark_alive("worker", name, {"pid": os.getpid()}, ALIVE_TTL)
     threading.Thread(target=_keep_alive, args=(ctx.store, alive_names, stop), daemon=True).start()
-    connection = replication.client(state.load(), decode_responses=False, max_connections=threads * 4)
+    connection = replication.client(state.load(), replication.WORKER, decode_responses=False, max_connections=threads * 4)
     slots = NodeSlots(per_node)
     workers = [NodeQueueWorker(ctx, slots, connection=connection, name=name,
                                serializer=JSONSerializer) for name in names]

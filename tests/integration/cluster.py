@@ -99,10 +99,9 @@ class Cluster:
 
     @property
     def cluster_id(self) -> str:
-        import redis
-
         from swarmpy.settings import StateDir
-        store = redis.Redis.from_url(StateDir(self.state_dir).load().redis_url, decode_responses=True)
+        from swarmpy.store import replication
+        store = replication.client(StateDir(self.state_dir).load())
         try:
             return store.hget("swarmpy:cluster", "id")
         finally:

@@ -20,6 +20,7 @@ from rq.serializers import JSONSerializer
 
 from swarmpy import bootstrap
 from swarmpy.settings import StateDir
+from swarmpy.store import replication
 from tests.integration.cluster import wait_for
 from tests.integration.test_mesh import WEB, RequestStream, served_by
 
@@ -54,7 +55,7 @@ def big_image(lab_machine):
 
 
 def _redis(cluster) -> redis.Redis:
-    return redis.Redis.from_url(StateDir(cluster.state_dir).load().redis_url)
+    return replication.client(StateDir(cluster.state_dir).load(), decode_responses=False)
 
 
 def test_worker_killed_mid_job_is_retried_without_duplicates(cluster, big_image, tmp_path):

@@ -4,9 +4,11 @@ wherever it runs, without dropping requests while tasks come and go."""
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -291,6 +293,11 @@ def test_every_manager_and_lb_node_answers_on_the_port(cluster, web):
         lbs = cluster.json("lb", "status")
         assert {s["node_id"] for s in lbs.values()} >= {n["id"] for n in cluster.json("node", "ls")
                                                         if n["hostname"] in ("node2", "node3")}
+        # a host that only balances holds no cluster token or key, and logs in to the store as a
+        # load balancer only
+        state = next(Path(node2.dir, "swarmpy").glob("node-*"))
+        assert not (state / "token").exists() and not (state / "cluster.key").exists()
+        assert set(json.loads((state / "cluster.json").read_text())["redis_users"]) == {"lb", "sentinel-access"}
     finally:
         cluster.cli("node", "update", "--lb", "false", "node2", check=False)
         cluster.cli("node", "demote", "node3", check=False)

@@ -66,6 +66,37 @@ def sentinel_master(cluster, node) -> str:
         return ""
 
 
+def test_the_store_speaks_tls_only_and_each_part_logs_in_with_only_its_rights(three_managers):
+    config = StateDir(three_managers.state_dir).load()
+    master, port = replication.master_address(config)
+    replica = three_managers.lab.node("node1").address
+    tls = replication.tls_kwargs(config)
+
+    def connect(host, **kwargs):
+        return redis.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2, **kwargs)
+    for host in (master, replica):
+        with pytest.raises(redis.ConnectionError):
+            connect(host).ping()  # plain TCP: no answer
+        with pytest.raises(redis.ConnectionError):  # TLS without a certificate of the cluster's CA
+            connect(host, ssl=True, ssl_ca_certs=config.redis_tls["ca"]).ping()
+        with pytest.raises(redis.AuthenticationError):  # Redis's default user is off
+            connect(host, password=config.redis_users["manager"], **tls).ping()
+    # the replica follows the master over TLS, with its own user
+    info = connect(replica, username="worker", password=config.redis_users["worker"], **tls).info("replication")
+    assert info["role"] == "slave" and info["master_link_status"] == "up"
+
+    lb, manager = replication.client(config, "lb"), replication.client(config, "manager")
+    assert lb.hget("swarmpy:cluster", "id") == manager.hget("swarmpy:cluster", "id") != None
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        lb.hset("swarmpy:cluster", "id", "taken")  # a load balancer only reads what it balances
+    for command in (lambda c: c.flushall(), lambda c: c.config_set("appendonly", "no"),
+                    lambda c: c.acl_setuser("default", enabled=True)):
+        for part in (lb, manager):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                command(part)
+    assert manager.hget("swarmpy:cluster", "id")  # nothing of that happened
+
+
 def test_three_managers_lose_the_masters_host(three_managers, tmp_path):
     cluster = three_managers
     node1, node2 = cluster.lab.node("node1"), cluster.lab.node("node2")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-import redis
 
 from swarmpy import bootstrap
 from swarmpy.settings import StateDir
+from swarmpy.store import replication
 from tests.integration.cluster import wait_for
 
 SECRET = "s3cr3t-value-0f-a-test"
@@ -66,7 +66,7 @@ def test_secrets_and_configs_are_files_in_containers_and_nowhere_else(cluster, t
         inspected = cluster.cli("service", "inspect", "sec_app").stdout + cluster.cli("stack", "ps", "sec").stdout
         assert SECRET not in inspected
         # at rest: encrypted, so neither the value nor its base64 is anywhere in Redis
-        conn = redis.Redis.from_url(StateDir(cluster.state_dir).load().redis_url)
+        conn = replication.client(StateDir(cluster.state_dir).load(), decode_responses=False)
         encoded = base64.b64encode(SECRET.encode())
         for key in conn.scan_iter(count=1000):
             kind = conn.type(key)

@@ -25,3 +25,23 @@ def test_a_certificate_the_ca_signs_for_the_managers_addresses(tmp_path):
     server.load_cert_chain(tmp_path / "api.crt", tmp_path / "api.key")
     client = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
     assert client.cert_store_stats()["x509_ca"] == 1
+
+
+def test_the_stores_config_has_tls_only_and_a_user_per_part_with_the_default_off():
+    from swarmpy.store import replication
+    users = replication.new_users()
+    tls = {"ca": "/s/ca.crt", "cert": "/s/tls/store.crt", "key": "/s/tls/store.key"}
+    conf = replication.redis_conf(6380, ["127.0.0.1", "10.1.0.2"], users, tls, "/s/redis", "/s/run/redis.log")
+    lines = conf.splitlines()
+    assert "port 0" in lines and "tls-port 6380" in lines and "tls-auth-clients yes" in lines
+    assert "tls-replication yes" in lines and "user default off" in lines
+    assert "masteruser replica" in lines and f"masterauth {users['replica']}" in lines
+    for name in ("manager", "worker", "lb", "replica", "sentinel"):
+        assert any(line.startswith(f"user {name} on #") for line in lines)
+        assert users[name] not in conf or name == "replica"  # kept as hashes, but the replica's own login
+    sentinel = replication.sentinel_conf(26380, ["127.0.0.1"], users, tls, "/s/sentinel", "/s/run/s.log",
+                                         "10.1.0.2", ("10.1.0.2", 6380), 3).splitlines()
+    assert "tls-port 26380" in sentinel and f"requirepass {users['sentinel-access']}" in sentinel
+    assert "sentinel auth-user swarmpy sentinel" in sentinel
+    plain = replication.redis_conf(6380, ["127.0.0.1"], users, {}, "/s/redis", "/s/log")
+    assert "port 6380" in plain.splitlines() and "tls" not in plain
