@@ -49,8 +49,10 @@ _DATA = ("resetchannels &* ~swarmpy:* ~rq:* +@all -@admin -@dangerous "
 ACL_RULES = {
     MANAGER: _DATA,
     WORKER: _DATA,
-    # a load balancer reads services, tasks and events, and writes its own status
-    LB: "resetchannels %R~swarmpy:* ~swarmpy:lb:status:* +@read +@connection -@dangerous +set",
+    # a load balancer (and the supervisor of a host that only balances) reads services, tasks and
+    # events, and writes only its status and that it is alive
+    LB: ("resetchannels %R~swarmpy:* ~swarmpy:lb:status:* ~swarmpy:alive:* +@read +@connection -@dangerous "
+         "+set +del"),
     REPLICA: "+psync +replconf +ping",  # Redis's documented minimum for a replica
     SENTINEL: ("resetchannels &* +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info "
                "+client|setname +client|kill +script|kill"),  # the same for a Sentinel
@@ -64,8 +66,9 @@ def new_users() -> dict[str, str]:
 
 def acl_lines(users: dict[str, str]) -> list[str]:
     """redis.conf lines of the store's users (passwords as SHA-256: the file keeps no password of
-    them), with the default user off."""
-    return ["user default off"] + [
+    them), with the default user off: no one can log in as it. It keeps its rights because Redis
+    7.0 replays the AOF's transactions as the default user, and refuses them all without."""
+    return ["user default off resetchannels &* ~* +@all"] + [
         f"user {name} on #{hashlib.sha256(users[name].encode()).hexdigest()} {rules}"
         for name, rules in ACL_RULES.items() if name in users]
 

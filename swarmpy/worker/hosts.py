@@ -101,7 +101,7 @@ def _write_state(session, node: Node, state_dir: str, with_api: bool) -> dict:
         remote["sentinels"] = [*config.sentinels, _sentinel_of(config, node)]
     files[f"{state_dir}/cluster.json"] = (json.dumps(remote, indent=2).encode(), 0o600)
     own_key = ctx.state.ssh_dir / "id_ed25519"
-    if own_key.exists():
+    if with_api and own_key.exists():  # a manager's, to reach the nodes
         files[f"{state_dir}/ssh/id_ed25519"] = (own_key.read_bytes(), 0o600)
     write_files(session, files)
     return remote

@@ -291,12 +291,14 @@ def test_every_manager_and_lb_node_answers_on_the_port(cluster, web):
         for host in (node3.address, node2.address):
             wait_for(lambda: len(served_by_host(web, host)) == 3, 20, what=f"the mesh on {host}")
         lbs = cluster.json("lb", "status")
+        wait_for(lambda: "lb" in next(n for n in cluster.json("node", "ls") if n["hostname"] == "node2")["parts"],
+                 15, what="node2's supervisor reporting its load balancer (as the load balancer's user)")
         assert {s["node_id"] for s in lbs.values()} >= {n["id"] for n in cluster.json("node", "ls")
                                                         if n["hostname"] in ("node2", "node3")}
         # a host that only balances holds no cluster token or key, and logs in to the store as a
         # load balancer only
         state = next(Path(node2.dir, "swarmpy").glob("node-*"))
-        assert not (state / "token").exists() and not (state / "cluster.key").exists()
+        assert not any((state / f).exists() for f in ("token", "cluster.key", "ssh/id_ed25519", "tls/ca.key"))
         assert set(json.loads((state / "cluster.json").read_text())["redis_users"]) == {"lb", "sentinel-access"}
     finally:
         cluster.cli("node", "update", "--lb", "false", "node2", check=False)
