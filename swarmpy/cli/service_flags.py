@@ -242,10 +242,12 @@ def _single_options(f):
     for name, (kind, _, help_text) in reversed(SINGLE.items()):
         f = click.option(f"--{name}", _dest(name), type=kind, default=None, help=help_text)(f)
     f = click.option("--health-cmd", default=None, help="Command to run to check health.")(f)
-    f = click.option("--no-healthcheck", is_flag=True, default=False, help="Disable any container-specified HEALTHCHECK.")(f)
-    return click.option("--detach", "-d", is_flag=True, help="Exit immediately instead of waiting for the service to converge.")(
-        click.option("--timeout", default=300.0, show_default=True, type=float,
-                     help="Seconds to wait for the service to converge.")(f))
+    f = click.option("--no-healthcheck", is_flag=True, default=False,
+                     help="Disable any container-specified HEALTHCHECK.")(f)
+    f = click.option("--timeout", default=300.0, show_default=True, type=float,
+                     help="Seconds to wait for the service to converge.")(f)
+    return click.option("--detach", "-d", is_flag=True,
+                        help="Exit immediately instead of waiting for the service to converge.")(f)
 
 
 def create_options(f):
@@ -253,7 +255,8 @@ def create_options(f):
     for name, (kind, help_text) in reversed(LISTS.items()):
         decls = [f"--{name}", *([SHORT[name]] if name in SHORT else []), _dest(name)]
         f = click.option(*decls, type=kind, multiple=True, help=help_text)(f)
-    f = click.option("--network", "networks", multiple=True, help="Network attachments (made with `network create`).")(f)
+    f = click.option("--network", "networks", multiple=True,
+                     help="Network attachments (made with `network create`).")(f)
     f = click.option("--mode", type=MODES, default="replicated", show_default=True, help="Service mode.")(f)
     f = click.option("--name", default=None, help="Service name.")(f)
     return _single_options(f)

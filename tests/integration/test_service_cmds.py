@@ -76,7 +76,8 @@ def test_create_update_rollback_round_trip(cluster):
         # --force replaces the tasks with no change; the other service commands work on it
         before = {c["Id"] for c in running(cluster, "hello")}
         cluster.cli("service", "update", "--force", "hello")
-        assert greetings(cluster, "hello") == ["one", "one"] and not before & {c["Id"] for c in running(cluster, "hello")}
+        assert greetings(cluster, "hello") == ["one", "one"]
+        assert not before & {c["Id"] for c in running(cluster, "hello")}
         cluster.cli("service", "scale", "hello=1")
         wait_for(lambda: greetings(cluster, "hello") == ["one"], 15, what="the scaled-down task to stop")
         assert "hello.1" in cluster.cli("service", "ps", "hello").stdout
@@ -89,14 +90,13 @@ def test_create_update_rollback_round_trip(cluster):
 def test_detach_returns_at_once_and_a_network_can_be_joined(cluster):
     cluster.cli("network", "create", "svcnet")
     try:
-        made = cluster.cli("service", "create", "-d", "--name", "netted", "--network", "svcnet", "--mode", "global", "--stop-grace-period", "1s",
-                           "--secret", "source=svc_pw,target=pw,mode=0400", "swarmpy/busybox:latest",
-                           "sleep", "3600", check=False)
+        create = ("service", "create", "-d", "--name", "netted", "--network", "svcnet", "--mode", "global",
+                  "--stop-grace-period", "1s", "--secret", "source=svc_pw,target=pw,mode=0400",
+                  "swarmpy/busybox:latest", "sleep", "3600")
+        made = cluster.cli(*create, check=False)
         assert made.returncode == 1 and "secret not found: svc_pw" in made.stderr  # it must exist first
         cluster.cli("secret", "create", "svc_pw", "-", input="s3cret")
-        made = cluster.cli("service", "create", "-d", "--name", "netted", "--network", "svcnet", "--mode", "global", "--stop-grace-period", "1s",
-                           "--secret", "source=svc_pw,target=pw,mode=0400", "swarmpy/busybox:latest",
-                           "sleep", "3600")
+        made = cluster.cli(*create)
         assert "converged" not in made.stdout
         wait_for(lambda: len(running(cluster, "netted")) == 3, 60, what="one task on each node")
         subnet = ipaddress.ip_network(inspect(cluster, "network", "svcnet")[0]["subnet"])
