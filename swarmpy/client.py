@@ -188,6 +188,15 @@ class Client:
     def scale(self, ref: str, replicas: int) -> dict:
         return self.patch(f"/services/{quote(ref, safe='')}", {"replicas": replicas})
 
+    def create_service(self, spec: dict) -> dict:
+        return self.post("/services", {"spec": spec})
+
+    def update_service(self, ref: str, spec: dict, version: int | None = None, force: bool = False) -> dict:
+        return self.post(f"/services/{quote(ref, safe='')}/update", {"spec": spec, "version": version, "force": force})
+
+    def rollback_service(self, ref: str) -> dict:
+        return self.post(f"/services/{quote(ref, safe='')}/rollback")
+
     def remove_service(self, ref: str) -> dict:
         return self.delete(f"/services/{quote(ref, safe='')}")
 

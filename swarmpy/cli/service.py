@@ -1,12 +1,16 @@
-"""`swarmpy service`: inspect and change services."""
+"""`swarmpy service`: create, inspect and change services."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from swarmpy.cli.common import (TASK_COLUMNS, console, fail, format_option, print_json,
+from swarmpy.cli import service_flags
+from swarmpy.cli.common import (EXIT_ERROR, TASK_COLUMNS, console, fail, format_option, print_json,
                                 show, task_rows, with_client)
 from swarmpy.cli.progress import wait_converged
+from swarmpy.model import ServiceSpec, validation
 
 
 def service_rows(services: list[dict]) -> list[list[str]]:
@@ -18,7 +22,64 @@ SERVICE_COLUMNS = ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
 
 @click.group("service")
 def group():
-    """List, inspect, scale and remove services; read their logs."""
+    """Create, update, roll back, list, inspect, scale and remove services; read their logs."""
+
+
+def _check(spec: ServiceSpec, full_name: str, key: str) -> None:
+    """The manager's own rules, before anything is sent: one `error:` line each, exit 1."""
+    problems = validation.service_problems(spec, full_name, key)
+    for path, message in problems:
+        click.echo(f"error: {path}: {message}", err=True)
+    if problems:
+        sys.exit(EXIT_ERROR)
+
+
+def _settle(client, name: str, detach: bool, timeout: float) -> None:
+    if not detach:
+        wait_converged(client, [name], timeout)
+
+
+@group.command("create", context_settings={"allow_interspersed_args": False})  # flags after IMAGE are its command's
+@service_flags.create_options
+@click.argument("image", type=service_flags.IMAGE)
+@click.argument("command", nargs=-1)
+@with_client
+def create(client, image, command, detach, timeout, **opts):
+    """Create a service of no stack: IMAGE [COMMAND [ARG...]], as `docker service create`."""
+    spec = service_flags.create_spec(image, command, opts)
+    _check(spec, spec.name, spec.name)
+    service = client.create_service(spec.to_dict())
+    console.print(service["id"])
+    _settle(client, service["name"], detach, timeout)
+
+
+@group.command("update")
+@service_flags.update_options
+@click.argument("service")
+@with_client
+def update(client, service, detach, timeout, force, **opts):
+    """Update a service: only what the flags name changes (a change to its tasks rolls out under its
+    update config; --force replaces the tasks even when nothing changed)."""
+    current = client.service(service)
+    spec = service_flags.update_spec(ServiceSpec.from_dict(current["spec"]), opts)
+    _check(spec, current["name"], current["spec"]["name"])
+    updated = client.update_service(current["id"], spec.to_dict(), version=current["version"], force=force)
+    console.print(updated["name"])
+    if updated["changed"]:
+        _settle(client, updated["name"], detach, timeout)
+
+
+@group.command("rollback")
+@click.argument("service")
+@click.option("--detach", "-d", is_flag=True, help="Exit immediately instead of waiting for the service to converge.")
+@click.option("--timeout", default=300.0, show_default=True, type=float,
+              help="Seconds to wait for the service to converge.")
+@with_client
+def rollback(client, service, detach, timeout):
+    """Revert a service to its previous spec, rolled out under its rollback config."""
+    rolled = client.rollback_service(service)
+    console.print(f"{rolled['name']}\nrollback: manually requested rollback")
+    _settle(client, rolled["name"], detach, timeout)
 
 
 @group.command("ls")

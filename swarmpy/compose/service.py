@@ -142,20 +142,26 @@ def _references(project: Project, where: tuple, kind: str, entries: list) -> lis
     for index, entry in enumerate(entries):
         spec = {"source": entry} if isinstance(entry, str) else entry
         source = spec["source"]
-        target = spec.get("target") or source
-        if not target.startswith("/") and not (len(target) > 1 and target[1] == ":"):
-            target = _REFERENCE_DEFAULTS[kind] + target
-        reference = FileReference(source=source, target=target)
+        reference = FileReference(source=source, target=reference_target(kind, source, spec.get("target")))
         for key in ("uid", "gid"):
             if spec.get(key) is not None:
                 setattr(reference, key, str(spec[key]))
         if spec.get("mode") is not None:
-            reference.mode = project.parsed(where + (kind, index, "mode"), _file_mode, spec["mode"], reference.mode)
+            reference.mode = project.parsed(where + (kind, index, "mode"), file_mode, spec["mode"], reference.mode)
         references.append(reference)
     return references
 
 
-def _file_mode(value: Any) -> int:
+def reference_target(kind: str, source: str, target: str | None) -> str:
+    """Where a secret or config (`kind`: secrets or configs) lands: Swarm's default folder unless
+    the target is absolute."""
+    target = target or source
+    if not target.startswith("/") and not (len(target) > 1 and target[1] == ":"):
+        target = _REFERENCE_DEFAULTS[kind] + target
+    return target
+
+
+def file_mode(value: Any) -> int:
     """YAML's 0440 arrives as the int 288 (kept); a string is read as octal ("0440", "440")."""
     if isinstance(value, int):
         return value

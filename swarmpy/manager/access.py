@@ -1,8 +1,8 @@
 """Who may do what through the API.
 
 The cluster token (the state dir's `token`) may do everything. A stack token
-(`swarmpy token create --stack NAME`, a CI pipeline's) may deploy, read, scale
-and remove that one stack, and nothing else: every other call gets 403. Such a
+(`swarmpy token create --stack NAME`, a CI pipeline's) may deploy, read, scale,
+update, roll back and remove that one stack, and nothing else (no `service create`): every other call gets 403. Such a
 deploy may not reach outside its stack either: no external secret, config or
 network (they belong to others), and dangerous options only when the token
 was made to allow them.
@@ -72,7 +72,7 @@ _OWN_STACK = {
 }
 _OWN_SERVICE = {
     ("GET", "/services/<ref>"), ("GET", "/services/<ref>/tasks"), ("GET", "/services/<ref>/logs"),
-    ("PATCH", "/services/<ref>"),
+    ("PATCH", "/services/<ref>"), ("POST", "/services/<ref>/update"), ("POST", "/services/<ref>/rollback"),
 }
 _BY_QUERY = {("GET", "/services"), ("GET", "/tasks")}
 _ANYONE = {("GET", "/info")}

@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from swarmpy import __version__
 from swarmpy.manager import nodes as node_ops
-from swarmpy.manager import access, networks, objects, openapi, stacks, views
+from swarmpy.manager import access, networks, objects, openapi, services, stacks, views
 from swarmpy.manager.context import ManagerContext
 from swarmpy.model import Availability, Service, has_healthcheck, takes_traffic
 from swarmpy.model import bodies, validation
@@ -82,6 +82,13 @@ def reserved_ports(ctx: ManagerContext) -> dict[tuple[int, str], str]:
         ports[(replication.address(ctx.config.sentinels[0])[1], "tcp")] = "Redis Sentinel"
     ports[(replication.redis_port(ctx.config), "tcp")] = "the store (Redis)"
     return ports
+
+
+def cluster_limits(ctx: ManagerContext, caller: access.Caller) -> dict:
+    """What the cluster allows a service, as `validation` takes it: read once per call."""
+    cluster = ctx.store.cluster_info()
+    return {"max_replicas": max_replicas(cluster), "reserved_ports": reserved_ports(ctx),
+            "allow_privileged": allows_privileged(cluster) or caller.allow_privileged}
 
 
 def create_app(ctx: ManagerContext) -> Flask:
@@ -318,9 +325,7 @@ def create_app(ctx: ManagerContext) -> Flask:
         """All or nothing: a refused deploy writes nothing, its secrets and configs included."""
         raw = request.get_data(cache=True)
         body = _parse(bodies.StackDeploy, strip="stack")
-        cluster = store.cluster_info()
-        validation.check_stack(name, body.stack, max_replicas=max_replicas(cluster), reserved_ports=reserved_ports(ctx),
-                               allow_privileged=allows_privileged(cluster) or g.caller.allow_privileged)
+        validation.check_stack(name, body.stack, **cluster_limits(ctx, g.caller))
         if refused := access.deploy_refusals(g.caller, name, body.stack):
             raise Invalid(refused, status=403)
         for attempt in range(3):  # a deploy is declarative: if the cluster moved meanwhile, plan it again
@@ -332,6 +337,8 @@ def create_app(ctx: ManagerContext) -> Flask:
                 raise BadRequest(str(e), field=e.field, status=e.status)
             plan = stacks.plan_stack(name, spec, existing, store.published_ports(), body.prune,
                                      networks=joined.by_service, stored=store.get_stack(name))
+            if clashes := stacks.name_clashes(plan, store.service_id_by_name):
+                raise stacks.StackError(clashes, status=409)
             new_objects = objects.prepare_stack_objects(ctx, name, spec, body.objects)
             objects.write_all(ctx, new_objects)
             try:
@@ -449,6 +456,27 @@ def create_app(ctx: ManagerContext) -> Flask:
         scaled = stacks.scale(service, replicas)
         store.put_service(scaled, service.version)
         return jsonify(scaled.to_dict())
+
+    @app.post("/services")
+    def create_service():
+        """`service create`: a service of no stack."""
+        b = _parse(bodies.ServiceCreate)
+        service = services.create(store, b.spec, cluster_limits(ctx, g.caller))
+        return jsonify(service.to_dict()), 201
+
+    @app.post("/services/<ref>/update")
+    def update_service_spec(ref):
+        """`service update`: the whole new spec; only a change to the tasks' part replaces them."""
+        b = _parse(bodies.ServiceUpdate)
+        service = store.find_service(ref)
+        if b.version is not None and b.version != service.version:
+            raise Conflict(f"service {service.name} changed since version {b.version} (now {service.version})")
+        updated = services.update(store, service, b.spec, b.force, cluster_limits(ctx, g.caller))
+        return jsonify({**updated.to_dict(), "changed": updated.version != service.version})
+
+    @app.post("/services/<ref>/rollback")
+    def rollback_service(ref):
+        return jsonify(services.rollback(store, store.find_service(ref)).to_dict())
 
     @app.delete("/services/<ref>")
     def remove_service(ref):

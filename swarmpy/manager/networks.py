@@ -94,11 +94,32 @@ def plan_stack_networks(store: Store, stack_name: str, stack: StackSpec) -> Stac
             options = svc.networks.get(key) or {}
             aliases = [str(a) for a in options.get("aliases") or []]
             joined.append(ServiceNetwork(made[key].id, made[key].name, aliases))
-        if svc.ports and all(made[k].internal for k in keys):
-            raise NetworkError(f"service {svc_key} publishes ports but all its networks are internal: "
-                               "published ports need a network with a route out", field=f"services.{svc_key}.ports")
+        _route_out(svc_key, svc, [made[k] for k in keys], f"services.{svc_key}.ports")
         plan.by_service[svc_key] = joined
     return plan
+
+
+def _route_out(name: str, svc, joined: list[Network], field: str) -> None:
+    if svc.ports and joined and all(n.internal for n in joined):
+        raise NetworkError(f"service {name} publishes ports but all its networks are internal: "
+                           "published ports need a network with a route out", field=field)
+
+
+def join_existing(store: Store, svc, at: str = "spec") -> list[ServiceNetwork]:
+    """The networks a service of no stack joins: ones that exist (`network create`), by name or id.
+    None at all is Docker's default for `service create`: its published ports go through the
+    mesh, and it answers no name on a cluster network."""
+    joined = []
+    for name, options in svc.networks.items():
+        try:
+            network = store.find_network(name)
+        except NotFound:
+            raise NetworkError(f"network {name!r} not found: create it first with `swarmpy network create {name}`",
+                               field=f"{at}.networks.{name}", status=404) from None
+        aliases = [str(a) for a in (options or {}).get("aliases") or []]
+        joined.append((network, ServiceNetwork(network.id, network.name, aliases)))
+    _route_out(svc.name, svc, [n for n, _ in joined], f"{at}.ports")
+    return [sn for _, sn in joined]
 
 
 def _network_for(stack_name: str, key: str, spec: NetworkSpec | None, existing: dict[str, Network],

@@ -77,6 +77,12 @@ OPERATIONS = (
     Operation("get", "/services/{ref}", "Inspect a service", params=REF, tags=("services",)),
     Operation("patch", "/services/{ref}", "Scale a service", params=REF, body=bodies.ServiceScale,
               tags=("services",)),
+    Operation("post", "/services", "Create a service of no stack (`service create`)", body=bodies.ServiceCreate,
+              created=True, tags=("services",)),
+    Operation("post", "/services/{ref}/update", "Give a service a new spec, rolled out under its update_config",
+              params=REF, body=bodies.ServiceUpdate, tags=("services",)),
+    Operation("post", "/services/{ref}/rollback", "Roll a service back to its previous spec", params=REF,
+              tags=("services",)),
     Operation("delete", "/services/{ref}", "Remove a service", params=REF, tags=("services",)),
     Operation("get", "/services/{ref}/tasks", "A service's tasks", params=REF, tags=("services",)),
     Operation("get", "/services/{ref}/logs", "A service's logs (text)", params=REF + (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from swarmpy.manager import reconcile
+from swarmpy.manager import reconcile, stacks
 from swarmpy.manager.component import Component
 from swarmpy.manager.constraints import placement_matches
 from swarmpy.model import DesiredState, Node, Service, TaskState
@@ -111,9 +111,7 @@ class Orchestrator(Component):
 
     def roll_back(self, service: Service) -> None:
         """`failure_action: rollback`: the previous spec becomes the service's spec again."""
-        rolled = service.copy(spec=service.previous_spec, previous_spec=service.spec,
-                              version=service.version + 1, spec_version=service.spec_version + 1,
-                              updated_at=time.time())
+        rolled = stacks.rolled_back(service)
         status = self.store.get_update_status(service.id) or {}
         try:
             self.store.put_service(rolled, service.version)

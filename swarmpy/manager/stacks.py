@@ -38,7 +38,8 @@ class StackPlan:
 
 
 def full_name(stack: str, service: str) -> str:
-    return f"{stack}_{service}"
+    """`<stack>_<service>`; a service of no stack (`service create`, stack "") is named as it is."""
+    return f"{stack}_{service}" if stack else service
 
 
 def task_part(spec: ServiceSpec) -> dict[str, Any]:
@@ -132,6 +133,20 @@ def plan_stack(name: str, stack: StackSpec, existing: list[Service], published: 
         plan.unchanged += leftover
     plan.record["services"] = sorted(s.id for s in plan.changed + plan.unchanged)
     return plan
+
+
+def name_clashes(plan: StackPlan, id_by_name) -> list[tuple[str, str]]:
+    """New services of the plan whose name a service outside the stack has (`service create web_api`
+    before a deploy of stack web with a service api): names are cluster-wide."""
+    return [(f"services.{s.spec.name}", f"service name {s.name} is taken by a service outside the stack")
+            for s in plan.changed if s.id not in plan.expected and id_by_name(s.name) not in (None, s.id)]
+
+
+def rolled_back(service: Service, now: float | None = None) -> Service:
+    """The service on its previous spec again, as a new version of its tasks (`service rollback`,
+    `failure_action: rollback`); the spec it leaves becomes the previous one."""
+    return service.copy(spec=service.previous_spec, previous_spec=service.spec, version=service.version + 1,
+                        spec_version=service.spec_version + 1, updated_at=now or time.time())
 
 
 def scale(service: Service, replicas: int) -> Service:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from swarmpy.model.serial import Serializable
-from swarmpy.model.spec import StackSpec
+from swarmpy.model.spec import ServiceSpec, StackSpec
 
 
 @dataclass
@@ -59,6 +59,24 @@ class StackDeploy(Serializable):
 class ServiceScale(Serializable):
     replicas: int
     version: int | None = None
+
+
+@dataclass
+class ServiceCreate(Serializable):
+    """`service create`: a service of no stack. Its secrets, configs and networks are named as
+    the cluster knows them (made with `secret create`, `network create`)."""
+
+    spec: ServiceSpec
+
+
+@dataclass
+class ServiceUpdate(Serializable):
+    """`service update`: the service's whole new spec (the CLI applies its flags to the current
+    one); `version` refuses it with 409 when the service changed since it was read."""
+
+    spec: ServiceSpec
+    version: int | None = None
+    force: bool = False  # replace the tasks even when the spec is unchanged
 
 
 @dataclass

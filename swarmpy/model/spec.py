@@ -230,7 +230,10 @@ class StackSpec(Serializable):
 
 def scoped_name(stack: str, name: str, declared: dict[str, Any] | None) -> str:
     """A stack's volume, secret or config name on the cluster: `<stack>_<name>`,
-    unless it is declared external or with an explicit `name:`."""
+    unless it is declared external or with an explicit `name:`. A service of no stack
+    (`service create`, stack "") names cluster-wide objects as they are."""
+    if not stack:
+        return name
     spec = (declared or {}).get(name) or {}
     if spec.get("name"):
         return spec["name"]

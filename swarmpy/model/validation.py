@@ -143,9 +143,7 @@ def stack_problems(stack_name: str, stack: StackSpec, max_replicas: int | None =
     problems = []
     if not allow_privileged:
         for name, svc in stack.services.items():
-            problems += [(f"services.{name}.{path}", f"{what} gives the task this host: the cluster refuses it "
-                                                     "(`swarmpy cluster update --allow-privileged` lets it through)")
-                         for path, what in dangerous_options(svc)]
+            problems += _refused_options(f"services.{name}", svc)
     if problem := name_problem("stack", stack_name):
         problems.append(("(stack name)", problem))
     if not stack.services:
@@ -154,7 +152,8 @@ def stack_problems(stack_name: str, stack: StackSpec, max_replicas: int | None =
         if "\x00" in text:
             problems.append((path or "(stack)", "must not contain a NUL character"))
     for name, svc in stack.services.items():
-        problems += _service_problems(stack_name, name, svc, stack, max_replicas, reserved_ports or {})
+        problems += _service_problems(f"services.{name}", f"{stack_name}_{name}", name, svc, stack, max_replicas,
+                                      reserved_ports or {})
     for kind in ("networks", "volumes", "secrets", "configs"):
         for key, declared in getattr(stack, kind).items():
             singular = kind[:-1]
@@ -167,18 +166,45 @@ def stack_problems(stack_name: str, stack: StackSpec, max_replicas: int | None =
     return problems
 
 
-def _service_problems(stack_name: str, name: str, svc: ServiceSpec, stack: StackSpec, max_replicas: int | None,
-                      reserved_ports: dict[tuple[int, str], str]) -> list[tuple[str, str]]:
-    at = f"services.{name}"
+def _refused_options(at: str, svc: ServiceSpec) -> list[tuple[str, str]]:
+    return [(f"{at}.{path}", f"{what} gives the task this host: the cluster refuses it "
+                             "(`swarmpy cluster update --allow-privileged` lets it through)")
+            for path, what in dangerous_options(svc)]
+
+
+def service_problems(svc: ServiceSpec, full_name: str, key: str | None = None, at: str = "spec",
+                     max_replicas: int | None = None, reserved_ports: dict[tuple[int, str], str] | None = None,
+                     allow_privileged: bool = True) -> list[tuple[str, str]]:
+    """Every rule one service breaks on its own (`service create | update`): a stack's rules but
+    those between its parts, whose secrets, configs and networks the manager finds by name.
+    `full_name`: the service's name on the cluster; `key`: what `svc.name` must be (its key in
+    its stack, or `full_name` for a service of no stack)."""
+    problems = [] if allow_privileged else _refused_options(at, svc)
+    problems += [(f"{at}.{path}" if path else at, "must not contain a NUL character")
+                 for path, text in _strings(svc.to_dict(), "") if "\x00" in text]
+    return problems + _service_problems(at, full_name, key or full_name, svc, None, max_replicas,
+                                        reserved_ports or {})
+
+
+def check_service(svc: ServiceSpec, full_name: str, key: str | None = None, **limits) -> None:
+    problems = service_problems(svc, full_name, key, **limits)
+    if problems:
+        raise Invalid(problems)
+
+
+def _service_problems(at: str, full_name: str, name: str, svc: ServiceSpec, stack: StackSpec | None,
+                      max_replicas: int | None, reserved_ports: dict[tuple[int, str], str]) -> list[tuple[str, str]]:
+    """`stack` None: a service checked on its own (its secrets and configs are not declared in a file)."""
     problems = []
 
     def need(ok: bool, path: str, message: str) -> None:
         if not ok:
             problems.append((f"{at}{path}", message))
 
-    if problem := name_problem("service", f"{stack_name}_{name}"):
+    if problem := name_problem("service", full_name):
         problems.append((at, problem))
-    need(svc.name == name, ".name", f"must be the service's key ({name!r})")
+    need(svc.name == name, ".name", f"must be the service's key ({name!r})" if stack is not None
+         else f"must be the service's name ({name!r})")
     try:
         check_image(svc.image)
     except ValueError as e:
@@ -243,7 +269,7 @@ def _service_problems(stack_name: str, name: str, svc: ServiceSpec, stack: Stack
              ".healthcheck", "durations and retries must not be negative")
     for kind, refs in (("secrets", svc.secrets), ("configs", svc.configs)):
         for i, ref in enumerate(refs):
-            need(ref.source in getattr(stack, kind), f".{kind}.{i}",
+            need(stack is None or ref.source in getattr(stack, kind), f".{kind}.{i}",
                  f"{kind[:-1]} {_shown(ref.source)} is not declared in the stack")
             need(bool(ref.target), f".{kind}.{i}.target", "must not be empty")
             need(0 <= ref.mode <= 0o777, f".{kind}.{i}.mode", "must be a file mode (0 to 0777)")

@@ -130,6 +130,33 @@ class ServiceRecords(StoreBase):
             except redis.WatchError as e:
                 raise Conflict("the stack changed while it was written; try again") from e
 
+    def add_service(self, service: Service) -> None:
+        """Write a new service of no stack (`service create`). Conflict, with nothing written, when
+        its name is taken, or when the published ports or the networks it was planned with changed
+        meanwhile (the caller plans again)."""
+        names_key, ports_key = self.key("service", "names"), self.key("service", "ports")
+        with self.redis.pipeline(transaction=True) as p:
+            p.watch(names_key, ports_key)
+            self.watch_networks(p)
+            if p.hexists(names_key, service.name):
+                p.reset()
+                raise Conflict(f"service {service.name} exists already")
+            known = {n.id for n in self.list_networks()}
+            gone = [sn.name for sn in service.networks if sn.id not in known]
+            if gone:
+                p.reset()
+                raise Conflict(f"network {gone[0]} was removed meanwhile")
+            p.multi()
+            p.hset(self._services_key(), service.id, _dumps(service.to_dict()))
+            p.hset(names_key, service.name, service.id)
+            self._index_ports(service, p)
+            self.publish("service", "create", service.id, pipeline=p, stack=service.stack, version=service.version,
+                         spec_version=service.spec_version)
+            try:
+                p.execute()
+            except redis.WatchError as e:
+                raise Conflict("the cluster's services changed while the service was written; try again") from e
+
     def put_service(self, service: Service, expected_version: int) -> None:
         """Replace a service's record if it is still at `expected_version` (the caller bumps `version`)."""
         key = self._services_key()
