@@ -115,9 +115,10 @@ class Orchestrator(Component):
                               version=service.version + 1, spec_version=service.spec_version + 1,
                               updated_at=time.time())
         status = self.store.get_update_status(service.id) or {}
+        status.pop("slots", None)  # the rollback counts the slots it has to change
         try:
             self.store.put_service(rolled, service.version)
-        except Exception as e:  # someone deployed meanwhile: their version wins
+        except Exception as e:  # someone deployed or scaled meanwhile: the next pass fails over again
             log.info("orchestrator: rollback of %s skipped: %s", service.name, e)
             return
         self.store.set_update_status(service.id, {**status, "version": rolled.spec_version, "mode": "rollback",
