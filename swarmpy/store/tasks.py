@@ -139,7 +139,8 @@ class TaskRecords(StoreBase):
                 p.srem(self._running_key(t.service_id), t.id)
             changed.append(t)
         for t in changed:
-            if t.node_id and not t.state.terminal:
+            # an unhealthy task has failed while its container still runs: it is stopped too
+            if t.node_id and (not t.state.terminal or (t.health == "unhealthy" and t.container_id)):
                 p.zadd(self.key("tasks", "dispatch"), {t.id: now})
             self.publish("task", "desired", t.id, pipeline=p, service_id=t.service_id, node_id=t.node_id,
                          desired=desired)

@@ -77,10 +77,11 @@ def test_failed_updates_pause_or_roll_back_and_never_wedge(cluster, tmp_path):
 
         # rolled back: both slots run v1 again; paused: the second slot still runs v1, no slot runs v2
         # (its first slot keeps retrying v2 by its restart policy, as in Swarm)
-        now = running(cluster)
-        for case in CASES:
-            assert now.get(f"{case}_rollback") == [V1, V1], now
-            assert [v for v in now.get(f"{case}_pause", []) if v[1] != "2"] == [V1], now
+        def settled():
+            now = running(cluster)
+            return all(now.get(f"{c}_rollback") == [V1, V1] and [v for v in now.get(f"{c}_pause", []) if v[1] != "2"]
+                       == [V1] for c in CASES)
+        wait_for(settled, 15, what=lambda: f"one version per service ({running(cluster)})")
         statuses = {s["name"]: s["update_status"] for s in cluster.json("service", "ls")}
         for case in CASES:
             assert statuses[f"{STACK}_{case}_pause"]["state"] == "paused"
