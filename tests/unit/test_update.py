@@ -588,3 +588,20 @@ def test_a_new_deploy_after_a_rollback_updates_again():
         world.settle()
         world.step(1)
     assert world.status["state"] == "completed" and world.versions() == {1: [4], 2: [4]}
+
+
+def test_a_crash_looping_slot_does_not_wedge_an_update_that_tolerates_failures():
+    """The wedge: the slot's restart successors counted as in flight, so with failures tolerated
+    (continue) the update stayed 'updating' for ever with every other slot on the old version."""
+    world, _ = deployed(replicas=4, parallelism=1, failure_action="continue", restart=restart_policy("any", delay=1))
+    for i in range(60):
+        world.step(0.5)
+        for t in list(world.tasks.values()):
+            if t.state.terminal:
+                continue
+            if t.desired_state == DesiredState.SHUTDOWN:
+                world.stopped(t)
+            elif t.state != TaskState.RUNNING and t.not_before <= world.now:
+                world.set(t, TaskState.REJECTED, error="No such image: x")  # every new task
+    assert world.status["state"] == "completed"
+    assert all(t.spec_version == 2 for ts in world.live().values() for t in ts), "every slot was updated"
