@@ -14,6 +14,7 @@ from swarmpy.cli.common import (EXIT_ERROR, TASK_COLUMNS, console, fail, format_
                                 show, task_rows, with_client)
 from swarmpy.cli.progress import wait_converged
 from swarmpy.cli.service import SERVICE_COLUMNS, service_rows
+from swarmpy.client import ClientError
 from swarmpy.compose import ComposeError, load_stack
 from swarmpy.model import validation
 
@@ -101,6 +102,12 @@ def deploy(client, files, prune, detach, timeout, name):
         click.echo(f"error: {path}: {message}", err=True)
     if problems:
         sys.exit(EXIT_ERROR)
+    try:  # the versions before: an update this deploy starts is newer (its outcome is the command's)
+        before = {s["name"]: s["spec_version"] for s in client.stack_services(name)}
+    except ClientError as e:
+        if e.status != 404:
+            raise
+        before = {}  # a new stack
     result = client.deploy(name, stack.to_dict(), _object_contents(stack), prune)
     changed = [s["name"] for s in result["services"] if s["changed"]]
     for s in result["services"]:
@@ -112,7 +119,7 @@ def deploy(client, files, prune, detach, timeout, name):
     for removed in result["removed"]:
         console.print(f"Removing service {removed}")
     if not detach and changed:
-        wait_converged(client, changed, timeout)
+        wait_converged(client, changed, timeout, since={n: before.get(n, 0) for n in changed})
     _print_published(client, name)
 
 

@@ -113,9 +113,10 @@ class Orchestrator(Component):
         """`failure_action: rollback`: the previous spec becomes the service's spec again."""
         rolled = stacks.rolled_back(service)
         status = self.store.get_update_status(service.id) or {}
+        status.pop("slots", None)  # the rollback counts the slots it has to change
         try:
             self.store.put_service(rolled, service.version)
-        except Exception as e:  # someone deployed meanwhile: their version wins
+        except Exception as e:  # someone deployed or scaled meanwhile: the next pass fails over again
             log.info("orchestrator: rollback of %s skipped: %s", service.name, e)
             return
         self.store.set_update_status(service.id, {**status, "version": rolled.spec_version, "mode": "rollback",

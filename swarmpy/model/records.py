@@ -174,6 +174,7 @@ class Task(Serializable):
     not_before: float = 0.0  # restart delay: do not start before this time
     desired_at: float = 0.0  # when the desired state last changed (the mesh drains a task before it stops)
     restart_history: list[float] = field(default_factory=list)  # times of earlier restarts of this slot
+    up_at: float = 0.0  # when it first ran (and, with a healthcheck, was healthy): an update's monitor counts from it
     created_at: float = 0.0
     updated_at: float = 0.0  # time of the last observed state change
 

@@ -14,7 +14,7 @@ class TaskRecords(StoreBase):
     """Keys: tasks, task:status, tasks:pending, tasks:dispatch, service:<id>:tasks, containers:remove."""
 
     _STATUS_FIELDS = ("state", "message", "error", "container_id", "exit_code", "endpoints", "attachments", "health",
-                      "stop_requested_at", "updated_at")
+                      "stop_requested_at", "up_at", "updated_at")
 
     def _split(self, task: Task) -> tuple[str, str]:
         d = task.to_dict()
@@ -139,7 +139,8 @@ class TaskRecords(StoreBase):
                 p.srem(self._running_key(t.service_id), t.id)
             changed.append(t)
         for t in changed:
-            if t.node_id and not t.state.terminal:
+            # an unhealthy task has failed while its container still runs: it is stopped too
+            if t.node_id and (not t.state.terminal or (t.health == "unhealthy" and t.container_id)):
                 p.zadd(self.key("tasks", "dispatch"), {t.id: now})
             self.publish("task", "desired", t.id, pipeline=p, service_id=t.service_id, node_id=t.node_id,
                          desired=desired)
@@ -198,6 +199,8 @@ class TaskRecords(StoreBase):
             new = task.copy(state=state, **changes)
             if state != task.state:
                 new.updated_at = time.time()
+            if new.state == TaskState.RUNNING and new.health in (None, "healthy") and not new.up_at:
+                new.up_at = time.time()  # up, as Swarm calls a task running: healthy when it has a healthcheck
             _, status = self._split(new)
             event = {"kind": "task", "action": "state", "id": task_id, "service_id": task.service_id,
                      "node_id": task.node_id or "", "state": state.value, "health": new.health or ""}
@@ -272,6 +275,7 @@ class TaskRecords(StoreBase):
     def dispatch_at(self, task_id: str, when: float) -> None:
         """Look at a task again at `when` (a stop's grace period running out)."""
         self.redis.zadd(self.key("tasks", "dispatch"), {task_id: when})
+        self.publish("task", "desired", "")  # the dispatcher wakes for it (else only at its next full pass)
 
     def dispatch_now(self, task_ids: list[str], pipeline=None) -> None:
         """Have the dispatcher look at these tasks (their containers to remove)."""

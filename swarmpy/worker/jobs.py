@@ -302,8 +302,8 @@ def stop_task(task_id: str) -> str:
     if done:
         if service_has_secrets:
             _remove_secrets(task, node)
-        if task.state.terminal:  # it had ended already: only its container had to go
-            store.update_task_status(task_id, task.state, container_id=None)
+        if task.state.terminal:  # it had ended already (or failed unhealthy): only its container had to stop
+            store.update_task_status(task_id, task.state, container_id=None if removed else task.container_id)
         else:
             store.update_task_status(task_id, TaskState.SHUTDOWN, message="shutdown",
                                      container_id=None if removed else task.container_id)

@@ -142,6 +142,11 @@ class World:
 
     def set(self, task: Task, state: TaskState, **changes) -> Task:
         t = self.tasks[task.id].copy(state=state, updated_at=self.now, **changes)
+        return self._record(t)
+
+    def _record(self, t: Task) -> Task:
+        if t.state == TaskState.RUNNING and t.health in (None, "healthy") and not t.up_at:
+            t.up_at = self.now  # as the store records it: up, healthy if it has a healthcheck
         self.tasks[t.id] = t
         return t
 
@@ -156,9 +161,7 @@ class World:
         return usable[n % len(usable)]
 
     def healthy(self, task: Task) -> Task:
-        t = self.tasks[task.id].copy(health="healthy")  # a health change keeps updated_at
-        self.tasks[t.id] = t
-        return t
+        return self._record(self.tasks[task.id].copy(health="healthy"))  # a health change keeps updated_at
 
     def stopped(self, task: Task) -> Task:
         return self.set(task, TaskState.SHUTDOWN)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from swarmpy.model import Availability, DesiredState, NodeStatus, TaskState, UpdateConfig
 
-from tests.unit.orchestration_fixtures import (NOW, World, bump, ids, make_node, make_nodes, make_service,
+from tests.unit.orchestration_fixtures import (NOW, World, bump, ids, make_node, make_nodes, make_service, scaled,
                                                make_task, restart_policy, running, slots)
 
 
@@ -325,7 +325,7 @@ def test_rollback_follows_rollback_config_and_completes():
     rolling_back(world)
     plan = world.step(1)
     assert slots(plan.shutdown) == [1, 2, 3], "rollback_config: parallelism 0"
-    for _ in range(5):
+    for _ in range(8):  # and its monitor (5 s)
         world.settle()
         world.step(1)
     assert world.status["state"] == "rollback_completed" and world.status["message"] == "rollback completed"
@@ -365,7 +365,7 @@ def test_new_deploy_mid_update_restarts_the_update_for_the_new_version():
     for _ in range(30):
         world.settle()
         plan = world.step(1)
-        if plan.empty:
+        if world.status["state"] == "completed":
             break
     assert world.status["state"] == "completed"
     assert world.versions() == {1: [3], 2: [3], 3: [3]}
@@ -408,3 +408,200 @@ def test_node_down_during_an_update_does_not_stall_it():
             break
     assert world.status["state"] == "completed"
     assert world.versions() == {1: [2], 2: [2], 3: [2]}
+
+
+# --------------------------------------------------------------------------
+# monitor and max_failure_ratio, as SwarmKit's updater applies them
+# --------------------------------------------------------------------------
+
+
+def update_slot_one(world, old, health=None):
+    """Slot 1's new task starts and is up (healthy, with a healthcheck) at world.now."""
+    new = start_slot_one(world, old)
+    return world.run(new, health=health)
+
+
+def test_a_task_that_fails_within_monitor_after_it_was_up_fails_the_update():
+    world, old = deployed(parallelism=1, monitor=10, restart=restart_policy("none"))
+    new = update_slot_one(world, old)
+    world.step(1)
+    world.fail(world.get(new))  # 2 s after it was up
+    world.step(1)
+    assert world.status["state"] == "paused" and new.id in world.status["message"]
+    assert world.status["reason"] == f"{world.status['message']}: task: failed (exit 1)"
+
+
+def test_a_task_that_fails_after_monitor_is_no_failure_of_the_update():
+    world, old = deployed(replicas=2, parallelism=1, monitor=3, restart=restart_policy("any"))
+    new = update_slot_one(world, old)
+    assert ids(world.step(1).shutdown) == {old[2].id}
+    world.now += 5
+    world.set(new, TaskState.FAILED, exit_code=1, error="task: non-zero exit (1)")
+    world.stopped(old[2])
+    plan = world.step(1)
+    assert world.status["state"] == "updating", "the update goes on"
+    assert sorted((t.slot, t.spec_version) for t in plan.create) == [(1, 2), (2, 2)]
+
+
+def test_the_update_completes_only_once_its_last_batch_was_monitored():
+    world, old = deployed(replicas=1, parallelism=1, monitor=5)
+    new = update_slot_one(world, old)
+    up_at = world.now
+    plan = world.step(1)
+    assert world.status["state"] == "updating" and plan.wake_at == up_at + 5
+    assert world.step(3.9 - (world.now - up_at)).wake_at == up_at + 5
+    assert world.status["state"] == "updating"
+    world.step(up_at + 5 - world.now)
+    assert world.status["state"] == "completed" and world.status["completed_at"] == up_at + 5
+    assert world.get(new).state == TaskState.RUNNING
+
+
+def test_the_last_batch_failing_during_monitor_rolls_back():
+    world, old = deployed(replicas=1, parallelism=1, monitor=5, failure_action="rollback", previous=True,
+                          restart=restart_policy("any"))
+    new = update_slot_one(world, old)
+    world.step(1)
+    world.set(new, TaskState.FAILED, exit_code=2, error="task: non-zero exit (2)")
+    plan = world.step(1)
+    assert plan.rollback and world.status["state"] == "rollback_started"
+    assert world.status["reason"].endswith(f"task {new.id}: task: non-zero exit (2)")
+
+
+def test_max_failure_ratio_is_failures_over_the_slots_the_update_changes():
+    """SwarmKit: failures / the slots to update; 1/4 is within 0.3, 2/4 is over it."""
+    world, old = deployed(replicas=4, parallelism=1, max_failure_ratio=0.3, restart=restart_policy("none"))
+    assert world.step().update_status["slots"] == 4
+    world.stopped(old[1])
+    (first,) = world.step(1).create
+    world.fail(first)
+    plan = world.step(1)
+    assert world.status["state"] == "updating" and ids(plan.shutdown) == {old[2].id}
+    world.stopped(old[2])
+    (second,) = world.step(1).create
+    world.fail(second)
+    world.step(1)
+    assert world.status["state"] == "paused" and second.id in world.status["message"]
+
+
+def test_a_failed_slot_restarting_is_not_waited_for_by_continue():
+    """SwarmKit's updater moves on once the slot's new task ended; its restarts are the restart policy's."""
+    world, old = deployed(replicas=3, parallelism=1, failure_action="continue", restart=restart_policy("any", delay=5))
+    new = start_slot_one(world, old)
+    world.fail(new)
+    plan = world.step(1)
+    assert [(t.slot, t.spec_version) for t in plan.create] == [(1, 2)], "its successor, after the delay"
+    assert ids(plan.shutdown) == {new.id, old[2].id}, "and the next slot starts"
+
+
+def test_an_unhealthy_new_task_is_a_failure():
+    world, old = deployed(parallelism=1, healthcheck=True, restart=restart_policy("any"))
+    new = start_slot_one(world, old)
+    world.run(new, health="starting")
+    assert world.step(1).empty, "starting: in flight"
+    world.set(new, TaskState.FAILED, health="unhealthy", error="task: unhealthy container")
+    world.step(1)
+    assert world.status["state"] == "paused"
+    assert world.status["reason"].endswith("task: unhealthy container")
+
+
+def test_a_rejected_new_task_names_its_error():
+    world, old = deployed(parallelism=1, restart=restart_policy("any", delay=5))
+    new = start_slot_one(world, old)
+    world.set(new, TaskState.REJECTED, error="No such image: swarmpy/does-not-exist:1")
+    world.step(1)
+    assert world.status["reason"] == (f"update paused due to failure or early termination of task {new.id}: "
+                                      "No such image: swarmpy/does-not-exist:1")
+
+
+def test_a_rollback_keeps_its_reason_and_completes_after_its_own_monitor():
+    world, old = deployed(replicas=2, parallelism=1, failure_action="rollback", previous=True,
+                          restart=restart_policy("none"))
+    with_rollback_config(world, UpdateConfig(parallelism=0, monitor=2))
+    new = start_slot_one(world, old)
+    world.set(new, TaskState.REJECTED, error="No such image: x")
+    assert world.step(1).rollback
+    rolling_back(world)
+    world.status.pop("slots")  # as the orchestrator writes it: the rollback counts its own
+    plan = world.step(1)
+    assert world.status["slots"] == 2 and slots(plan.shutdown) == [1, 2]
+    for _ in range(3):
+        world.settle()
+        world.step(0.5)
+    assert world.status["state"] == "rollback_started", "its monitor runs"
+    for _ in range(5):
+        world.settle()
+        world.step(1)
+    assert world.status["state"] == "rollback_completed"
+    assert world.status["reason"].endswith(f"task {new.id}: No such image: x")
+    assert world.versions() == {1: [3], 2: [3]}
+
+
+# --------------------------------------------------------------------------
+# nothing wedges: scale and a new deploy during or after a failed update
+# --------------------------------------------------------------------------
+
+
+def paused_world(replicas=4):
+    world, old = deployed(replicas=replicas, parallelism=1, restart=restart_policy("any", delay=1))
+    new = start_slot_one(world, old)
+    world.set(new, TaskState.REJECTED, error="No such image: x")
+    world.step(1)
+    assert world.status["state"] == "paused"
+    return world, old
+
+
+def test_scale_down_during_a_paused_update():
+    world, old = paused_world()
+    world.service = scaled(world.service, 2)
+    plan = world.step(1)
+    assert 1 in slots(plan.shutdown) and len(plan.shutdown) == 2, "the failing slot goes first"
+    assert not plan.create and world.status["state"] == "paused"
+    world.stop_all_shut(plan)
+    plan = world.step(1)
+    assert not plan.create and not plan.shutdown, "the scaled-away slots are forgotten, nothing else"
+    assert len(world.live()) == 2 and all(v == [1] for v in world.versions().values())
+
+
+def test_scale_up_during_a_paused_update_adds_tasks_of_the_new_spec():
+    world, old = paused_world(replicas=2)
+    world.service = scaled(world.service, 4)
+    plan = world.step(1)
+    assert sorted((t.slot, t.spec_version) for t in plan.create) == [(3, 2), (4, 2)]
+    assert world.status["state"] == "paused" and old[2].id not in ids(plan.shutdown)
+
+
+def test_a_new_deploy_after_a_rollback_updates_again():
+    world, old = deployed(replicas=2, parallelism=1, failure_action="rollback", previous=True,
+                          restart=restart_policy("none"))
+    new = start_slot_one(world, old)
+    world.fail(new)
+    assert world.step(1).rollback
+    rolling_back(world)
+    for _ in range(10):
+        world.settle()
+        world.step(1)
+    assert world.status["state"] == "rollback_completed"
+    world.service = bump(world.service)
+    world.step(1)
+    assert world.status["state"] == "updating" and world.status["version"] == 4
+    for _ in range(20):
+        world.settle()
+        world.step(1)
+    assert world.status["state"] == "completed" and world.versions() == {1: [4], 2: [4]}
+
+
+def test_a_crash_looping_slot_does_not_wedge_an_update_that_tolerates_failures():
+    """The wedge: the slot's restart successors counted as in flight, so with failures tolerated
+    (continue) the update stayed 'updating' for ever with every other slot on the old version."""
+    world, _ = deployed(replicas=4, parallelism=1, failure_action="continue", restart=restart_policy("any", delay=1))
+    for i in range(60):
+        world.step(0.5)
+        for t in list(world.tasks.values()):
+            if t.state.terminal:
+                continue
+            if t.desired_state == DesiredState.SHUTDOWN:
+                world.stopped(t)
+            elif t.state != TaskState.RUNNING and t.not_before <= world.now:
+                world.set(t, TaskState.REJECTED, error="No such image: x")  # every new task
+    assert world.status["state"] == "completed"
+    assert all(t.spec_version == 2 for ts in world.live().values() for t in ts), "every slot was updated"
