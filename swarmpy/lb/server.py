@@ -158,8 +158,6 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
             if first:
                 cursor = store.last_event_id()
                 changed_at, first = time.time(), False
-                if mesh.kernel is None and program_kernel and (cluster_id := store.cluster_info().get("id")):
-                    mesh.kernel = KernelPath(cluster_id)
             else:
                 events = store.read_events(cursor, block_ms=1000)
                 if not events:
@@ -169,6 +167,9 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
                 if not hits:
                     continue
                 changed_at = max(float(e.get("time", 0)) for e in hits)
+            # the cluster's id names the rules (a load balancer may start before `init` has written it)
+            if mesh.kernel is None and program_kernel and (cluster_id := store.cluster_info().get("id")):
+                mesh.kernel = KernelPath(cluster_id)
             table = routes.table(store)
             asyncio.run_coroutine_threadsafe(mesh.apply(table, changed_at), loop).result(timeout=30)
             mesh.keep(table)
