@@ -305,15 +305,19 @@ services:
 """)
     cluster.deploy(path, "udp")
     try:
-        def echoed():
+        def echoed(host="127.0.0.1"):
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.settimeout(0.5)
-                s.sendto(b"over udp", ("127.0.0.1", 18408))
+                s.sendto(b"over udp", (host, 18408))
                 try:
-                    return s.recvfrom(100)[0]
+                    return s.recvfrom(100)
                 except OSError:
                     return None
-        assert wait_for(echoed, 10, what="an echo through the mesh") == b"over udp"
+        assert wait_for(echoed, 10, what="an echo through the proxy")[0] == b"over udp"
+        host = cluster.lab.host_address
+        # through the kernel: the answer comes back from the address it was sent to (un-DNATed)
+        assert wait_for(lambda: echoed(host), 10, what="an echo through the kernel") == (b"over udp", (host, 18408))
+        assert any("-p udp" in line and "--dport 18408" in line for line in ingress_rules(cluster))
         status = cluster.json("lb", "status")
         assert all(len(s["ports"]["18408/udp"]["endpoints"]) == 2 for s in status.values())
     finally:
