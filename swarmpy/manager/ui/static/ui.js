@@ -28,12 +28,17 @@
   }
 
   // --- fragments: fetched again, at most one round at a time, never under the user's cursor
-  let timer = null, busy = false, again = false;
+  let timer = null, busy = false, again = false, deferred = false;
+
+  function editing(el) {
+    const field = document.activeElement;
+    return el.contains(field) && field.tagName === "INPUT" && field.value !== field.defaultValue;
+  }
 
   async function refresh() {
     for (const el of document.querySelectorAll("[data-fragment]")) {
-      if (el.contains(document.activeElement) && ["INPUT", "SELECT"].includes(document.activeElement.tagName)) {
-        again = true;  // the user is choosing: wait until they leave the field
+      if (editing(el)) {
+        deferred = true;  // the user is typing a number: wait until they leave the field
         continue;
       }
       const response = await fetch(el.dataset.fragment, {credentials: "same-origin"});
@@ -61,7 +66,9 @@
       }
     }, 250);
   }
-  document.addEventListener("focusout", function () { if (again) schedule(); });
+  document.addEventListener("focusout", function () {
+    if (deferred) { deferred = false; schedule(); }
+  });
 
   // --- live updates: the cluster's event stream
   function connect() {
@@ -103,6 +110,7 @@
     if (!response.ok) { say(answer.error || response.statusText, true); return; }
     if (form.dataset.then) { window.location.assign(form.dataset.then); return; }
     say(form.dataset.done || "done", false);
+    if (form.contains(document.activeElement)) document.activeElement.blur();  // done: show the answer
     schedule();
   });
   document.addEventListener("change", function (event) {
