@@ -28,15 +28,17 @@ from selenium.webdriver.support.ui import Select  # noqa: E402
 CHROMEDRIVER = "/usr/bin/chromedriver"  # Debian's: selenium-manager is never asked to download one
 CHROMIUM = "/usr/bin/chromium"
 NODES = ("node1", "node2", "node3")
-STACK = """
+PORT = 18477
+STACK = f"""
 services:
   app:
     image: swarmpy/busybox:latest
-    command: ["sleep", "3600"]
+    command: ["sh", "-c", "mkdir -p /www; echo hello > /www/index.html; echo serving; exec httpd -f -p 80 -h /www"]
+    ports: ["{PORT}:80"]
     stop_grace_period: 1s
     deploy:
       replicas: 2
-      resources: {reservations: {cpus: "0.1", memory: 16M}}
+      resources: {{reservations: {{cpus: "0.1", memory: 16M}}}}
 """
 SERVICE = "ui_app"
 
@@ -122,7 +124,7 @@ def retrying(action, attempts: int = 5):
 
 
 def test_the_dashboard_in_a_browser(cluster, stack, browser, artifacts):
-    base, _ = api(cluster)
+    base, session = api(cluster)
     token = StateDir(cluster.state_dir).token()
     d = browser
 
@@ -182,6 +184,16 @@ def test_the_dashboard_in_a_browser(cluster, stack, browser, artifacts):
     history = d.find_element(By.CSS_SELECTOR, "table.tasks-history").text
     assert history.count("shutdown") >= 1  # the tasks the drain moved are its history
     wait_for(lambda: d.find_element(By.ID, "logs").text != "…", 30, what="the logs to load")
+    assert "serving" in d.find_element(By.ID, "logs").text
+    assert f"{PORT}" in d.find_element(By.CSS_SELECTOR, "section.ports").text
+
+    balancers = len(session.get(base + "/lb", timeout=10).json())
+
+    def mesh_up():  # the mesh reports its table every second, and no event says so: load the page again
+        d.refresh()
+        return d.find_element(By.CSS_SELECTOR, "table.mesh").text.count(" up ") == 4 * balancers
+    wait_for(mesh_up, 30, interval=1,
+             what=lambda: f"4 endpoints up per load balancer: {d.find_element(By.CSS_SELECTOR, 'table.mesh').text}")
     d.save_screenshot(str(artifacts / "4-service.png"))
 
 

@@ -53,6 +53,10 @@ def _bytes(n: float) -> str:
     return ""
 
 
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)) if epoch else "–"
+
+
 def blueprint(ctx: ManagerContext) -> Blueprint:
     bp = Blueprint(NAME, __name__, url_prefix="/ui", template_folder="templates", static_folder="static")
     store = ctx.store
@@ -91,7 +95,7 @@ def blueprint(ctx: ManagerContext) -> Blueprint:
 
     @bp.context_processor
     def helpers():
-        return {"csrf": g.get("csrf"), "bytes": _bytes}
+        return {"csrf": g.get("csrf"), "bytes": _bytes, "when": _when}
 
     # ---------------------------------------------------------------- login
 
