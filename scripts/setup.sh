@@ -7,10 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 action="${1:-}"
+test_packages=""
+if [ "$action" = test ]; then
+    # the dashboard's browser test: Debian's Chromium and its driver (no browser download), and
+    # certutil to make the test's Chromium trust the cluster's CA
+    test_packages="chromium chromium-driver libnss3-tools"
+fi
 
 packages="docker.io redis-server openssh-server busybox-static iproute2 iptables procps psmisc curl socat nginx-light"
 missing=""
-for p in $packages; do
+for p in $packages $test_packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then

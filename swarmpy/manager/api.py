@@ -23,6 +23,7 @@ from swarmpy import __version__
 from swarmpy.manager import nodes as node_ops
 from swarmpy.manager import access, networks, objects, openapi, services, stacks, views
 from swarmpy.manager.context import ManagerContext
+from swarmpy.manager.ui import NAME as DASHBOARD, blueprint as dashboard
 from swarmpy.model import Availability, Service, has_healthcheck, takes_traffic
 from swarmpy.model import bodies, validation
 from swarmpy.model.validation import Invalid
@@ -113,6 +114,8 @@ def create_app(ctx: ManagerContext) -> Flask:
     @app.before_request
     def authenticate():
         if request.path in ("/health", "/openapi.json"):
+            return None
+        if request.blueprint == DASHBOARD:  # the dashboard: a login page and session cookie of its own
             return None
         header = request.headers.get("Authorization", "")
         g.caller = access.identify(store, ctx.token, header[7:] if header.startswith("Bearer ") else "")
@@ -562,4 +565,5 @@ def create_app(ctx: ManagerContext) -> Flask:
     def lb_status():
         return jsonify(store.lb_statuses())
 
+    app.register_blueprint(dashboard(ctx))
     return app

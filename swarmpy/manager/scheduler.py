@@ -97,6 +97,15 @@ def place(
     return plan
 
 
+def reserved(nodes: Sequence[Node], services: Mapping[str, Service],
+             assigned: Iterable[Task]) -> dict[str, tuple[float, int]]:
+    """What the scheduler counts as reserved on each node, (cores, bytes): the dashboard shows
+    it as the scheduler sees it."""
+    cluster = _Cluster(nodes, services, assigned)
+    return {n.id: ((round(n.cpus * NANO_CPUS) - cluster.cpu_free[rank]) / NANO_CPUS,
+                   n.memory - cluster.memory_free[rank]) for rank, n in enumerate(cluster.nodes)}
+
+
 def _task_order(task: Task) -> tuple:
     return (task.slot is None, task.slot or 0, task.id)
 

@@ -17,7 +17,7 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 LAB_NAME = f"test-{WORKER}" if WORKER else "test"
 # Test files whose stacks publish fixed ports run one after another in one worker: every
 # cluster's load balancer listens on all of this machine's addresses.
-SHARED_PORTS = {"test_mesh", "test_example_stacks", "test_api"}
+SHARED_PORTS = {"test_mesh", "test_example_stacks", "test_api", "test_dashboard"}
 
 
 def lab_unavailable() -> str | None:

@@ -6,15 +6,15 @@ import re
 
 from openapi_spec_validator import validate
 
-from swarmpy.manager import openapi
+from swarmpy.manager import openapi, ui
 from tests.unit.manager_app import offline_app
 
 
 def routes() -> set[tuple[str, str]]:
     found = set()
     for rule in offline_app().url_map.iter_rules():
-        if rule.endpoint == "static":
-            continue
+        if rule.endpoint == "static" or rule.endpoint.startswith(f"{ui.NAME}."):
+            continue  # the dashboard's pages are no part of the JSON API
         path = re.sub(r"<(?:[a-z]+:)?(\w+)>", r"{\1}", rule.rule)
         expanded = [path]
         if m := re.search(r"<any\(([^)]*)\):\w+>", rule.rule):  # /<any(secrets, configs):plural> -> both
