@@ -93,9 +93,10 @@ def web(cluster, tmp_path):
     cluster.cli("stack", "rm", "mesh", check=False)
 
 
-def ingress_rules(cluster) -> list[str]:
-    """The cluster's rules of the mesh in this machine's kernel."""
-    out = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+def ingress_rules(cluster, netns: str | None = None) -> list[str]:
+    """The cluster's rules of the mesh in this machine's kernel (or in a lab node's namespace)."""
+    enter = ["nsenter", f"--net=/run/netns/{netns}"] if netns else []
+    out = subprocess.run([*enter, "iptables-save"], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if f"SWI-{cluster.cluster_id[:6]}-" in line]
 
 
@@ -341,10 +342,14 @@ def test_every_manager_and_lb_node_answers_on_the_port(cluster, web):
         state = next(Path(node2.dir, "swarmpy").glob("node-*"))
         assert not any((state / f).exists() for f in ("token", "cluster.key", "ssh/id_ed25519", "tls/ca.key"))
         assert set(json.loads((state / "cluster.json").read_text())["redis_users"]) == {"lb", "sentinel-access"}
+        for node in (node2, node3):  # the kernel serves the port there too
+            assert any(f"--dport {web}" in line for line in ingress_rules(cluster, node.netns))
     finally:
         cluster.cli("node", "update", "--lb", "false", "node2", check=False)
         cluster.cli("node", "demote", "node3", check=False)
     wait_for(lambda: not served_by_host(web, node2.address), 20, what="node2's load balancer to stop")
+    for node in (node2, node3):  # a load balancer that stops takes its rules along
+        wait_for(lambda n=node: not ingress_rules(cluster, n.netns), 20, what=f"{node.name}'s rules to go")
 
 
 def served_by_host(port: int, host: str) -> set[str]:
