@@ -14,6 +14,7 @@ endpoints); a load balancer that starts while the store is away serves the
 last table it applied, kept in its state dir.
 
 With `--processes N`, N processes share each port (SO_REUSEPORT), one per core.
+Each serves its figures to the manager of the host (`swarmpy.lb.metrics`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 
-from swarmpy.lb import routes
+from swarmpy.lb import metrics, routes
 from swarmpy.lb.proxy import Health, Listener
 from swarmpy.lifetime import die_with_parent
 from swarmpy.settings import StateDir
@@ -156,6 +157,8 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
     threading.Thread(target=follow_store, args=(store, mesh, loop, stop), name="lb-follow", daemon=True).start()
     loop.create_task(mesh.report_forever())
     loop.create_task(mesh.health.probe(mesh.endpoints))
+    figures = state.lb_metrics_socket(os.getpid())
+    loop.run_until_complete(metrics.serve(mesh, figures))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, loop.stop)
     try:
@@ -164,6 +167,7 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
         stop.set()
         for listener in mesh.listeners.values():
             listener.close()
+        figures.unlink(missing_ok=True)
         try:
             store.redis.delete(store.key("lb", "status", lb_id))
         except Exception:
