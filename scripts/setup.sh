@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 action="${1:-}"
 
-packages="docker.io redis-server openssh-server busybox-static iproute2 iptables procps psmisc curl socat nginx-light"
+packages="docker.io redis-server openssh-server busybox-static iproute2 iptables procps psmisc curl socat nginx-light prometheus"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
