@@ -158,7 +158,7 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
     loop.create_task(mesh.report_forever())
     loop.create_task(mesh.health.probe(mesh.endpoints))
     figures = state.lb_metrics_socket(os.getpid())
-    loop.run_until_complete(metrics.serve(mesh, figures))
+    figures_server = loop.run_until_complete(metrics.serve(mesh, figures))  # kept: a collected server closes
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, loop.stop)
     try:
@@ -167,6 +167,8 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
         stop.set()
         for listener in mesh.listeners.values():
             listener.close()
+        if figures_server is not None:
+            figures_server.close()
         figures.unlink(missing_ok=True)
         try:
             store.redis.delete(store.key("lb", "status", lb_id))
