@@ -103,10 +103,10 @@ OPERATIONS = (
     Operation("get", "/networks/{ref}", "Inspect a network", params=REF, tags=("networks",)),
     Operation("delete", "/networks/{ref}", "Remove a network", params=REF, tags=("networks",)),
     Operation("get", "/lb", "The load balancers' tables", tags=("cluster",)),
-    Operation("post", "/tokens", "Make a token limited to one stack, or to /metrics (shown once)", body=bodies.TokenCreate,
-              created=True, tags=("tokens",)),
-    Operation("get", "/tokens", "List stack tokens (never the tokens themselves)", tags=("tokens",)),
-    Operation("delete", "/tokens/{token_id}", "Revoke a stack token", params=(_path("token_id"),), tags=("tokens",)),
+    Operation("post", "/tokens", "Make a token limited to one stack, or to /metrics (shown once)",
+              body=bodies.TokenCreate, created=True, tags=("tokens",)),
+    Operation("get", "/tokens", "List stack and metrics tokens (never the tokens themselves)", tags=("tokens",)),
+    Operation("delete", "/tokens/{token_id}", "Revoke a token", params=(_path("token_id"),), tags=("tokens",)),
     Operation("get", "/metrics", "This manager's figures, its load balancer's and the cluster's, for Prometheus "
               "(the cluster token or a metrics token)", tags=("cluster",), text="text/plain"),
 )
