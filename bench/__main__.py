@@ -46,7 +46,8 @@ def run(names: list[str], runs: int, small: bool) -> list[Figure]:
             elif name == "control":
                 figures += control.figures(env, calls=10 if small else 200, services=20 if small else 1000)
             elif name == "mesh":
-                figures += mesh.run(env, runs, duration=2 if small else 8)
+                figures += mesh.run(env, runs, duration=2 if small else 8,
+                                    concurrency=(8,) if small else mesh.CONCURRENCY)
             elif name == "overlay":
                 figures += overlay.run(env, runs, duration=2 if small else 8)
             elif name == "failover":

@@ -1,6 +1,7 @@
 """Figure 7, the routing mesh: wrk against the same three nginx backends (one per lab
-node) three ways, alternating: directly at one backend, through swarmpy's mesh on
-this machine, and through HAProxy in TCP mode balancing the same backends."""
+node), at 1, 8, 64 and 256 connections, four ways, alternating: directly at one
+backend, through swarmpy's mesh on this machine by its kernel path and by its proxy,
+and through HAProxy in TCP mode balancing the same backends."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def wrk(url: str, duration: int, connections: int, threads: int) -> dict:
     return parse_wrk(done.stdout)
 
 
-def haproxy_config(backends: list[tuple[str, int]]) -> str:
+def haproxy_config(backends: list[tuple[str, int]], bind: str) -> str:
     servers = "\n".join(f"    server s{i} {a}:{p}" for i, (a, p) in enumerate(backends, 1))
     return f"""global
     maxconn 8000
@@ -69,7 +70,7 @@ defaults
     timeout client 60s
     timeout server 60s
 frontend mesh
-    bind 127.0.0.1:{HAPROXY_PORT}
+    bind {bind}:{HAPROXY_PORT}
     default_backend backends
 backend backends
     balance roundrobin
@@ -89,9 +90,16 @@ def prepare() -> None:
     lab_images.build_preset("nginx")
 
 
-def run(env: Env, runs: int = 3, duration: int = 8, connections: int = 64, threads: int = 2) -> list[Figure]:
-    results: dict[str, list[dict]] = {"direct": [], "mesh": [], "haproxy": []}
-    cluster = env.cluster
+CONCURRENCY = (1, 8, 64, 256)
+
+
+def run(env: Env, runs: int = 3, duration: int = 8, concurrency: tuple[int, ...] = CONCURRENCY) -> list[Figure]:
+    """At each concurrency, alternating: one backend directly, the mesh's kernel path (the
+    manager's lab address: iptables DNAT), the mesh's proxy (loopback, which the kernel leaves to
+    it), and HAProxy over the same three backends on the same address as the kernel path."""
+    paths = ("direct", "kernel", "proxy", "haproxy")
+    results: dict[tuple[str, int], list[dict]] = {(p, c): [] for p in paths for c in concurrency}
+    cluster, host = env.cluster, env.lab.host_address
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mesh.yml"
         path.write_text(STACK)
@@ -101,38 +109,46 @@ def run(env: Env, runs: int = 3, duration: int = 8, connections: int = 64, threa
             if len(backends) != 3:
                 raise BenchError(f"expected 3 nginx backends, found {backends}")
             config = Path(tmp) / "haproxy.cfg"
-            config.write_text(haproxy_config(backends))
+            config.write_text(haproxy_config(backends, host))
             haproxy = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
             try:
                 time.sleep(1)
-                urls = {"direct": f"http://{backends[0][0]}:{backends[0][1]}/",
-                        "mesh": f"http://127.0.0.1:{MESH_PORT}/", "haproxy": f"http://127.0.0.1:{HAPROXY_PORT}/"}
+                urls = {"direct": f"http://{backends[0][0]}:{backends[0][1]}/", "kernel": f"http://{host}:{MESH_PORT}/",
+                        "proxy": f"http://127.0.0.1:{MESH_PORT}/", "haproxy": f"http://{host}:{HAPROXY_PORT}/"}
                 for url in urls.values():  # warm up
-                    wrk(url, 1, connections, threads)
+                    wrk(url, 1, 8, 2)
                 for _ in range(runs):
-                    for name, url in urls.items():
-                        results[name].append(wrk(url, duration, connections, threads))
+                    for c in concurrency:
+                        for name, url in urls.items():
+                            results[name, c].append(wrk(url, duration, c, min(2, c)))
             finally:
                 haproxy.terminate()
                 haproxy.wait(10)
         finally:
             cluster.cli("stack", "rm", "mesh", timeout=300)
-    for name, rows in results.items():
+    for (name, c), rows in results.items():
         if any(r["errors"] for r in rows):
-            raise BenchError(f"{name}: requests failed: {json.dumps(rows)}")
+            raise BenchError(f"{name} at {c} connections: requests failed: {json.dumps(rows)}")
 
-    def column(name, key):
-        return [r[key] for r in results[name]]
+    def column(name, c, key):
+        return [r[key] for r in results[name, c]]
 
-    load = f"wrk -t{threads} -c{connections} -d{duration}s over keep-alive connections, 3 nginx backends"
-    return [
-        Figure("mesh: requests/s", "req/s", "HAProxy, TCP mode", column("mesh", "rps"), column("haproxy", "rps"),
-               aim=">= 1.0x", note=load),
-        Figure("mesh: p50 latency", "ms", "HAProxy, TCP mode", column("mesh", "p50"), column("haproxy", "p50"),
-               aim="<= 1.0x"),
-        Figure("mesh: p99 latency", "ms", "HAProxy, TCP mode", column("mesh", "p99"), column("haproxy", "p99"),
-               aim="<= 1.0x"),
-        Figure("mesh: requests/s vs direct", "req/s", "one backend, directly", column("mesh", "rps"),
-               column("direct", "rps")),
-    ]
+    figures = []
+    for c in concurrency:
+        load = f"wrk -t{min(2, c)} -c{c} -d{duration}s over keep-alive connections, 3 nginx backends"
+        figures += [
+            Figure(f"mesh, kernel, {c} conn: requests/s", "req/s", "HAProxy, TCP mode", column("kernel", c, "rps"),
+                   column("haproxy", c, "rps"), aim=">= 1.2x", note=load),
+            Figure(f"mesh, kernel, {c} conn: p50", "ms", "HAProxy, TCP mode", column("kernel", c, "p50"),
+                   column("haproxy", c, "p50")),
+            Figure(f"mesh, kernel, {c} conn: p99", "ms", "HAProxy, TCP mode", column("kernel", c, "p99"),
+                   column("haproxy", c, "p99"), aim="<= 1.0x"),
+            Figure(f"mesh, proxy, {c} conn: requests/s", "req/s", "HAProxy, TCP mode", column("proxy", c, "rps"),
+                   column("haproxy", c, "rps"), note="the asyncio proxy (least-conn, PROXY protocol, loopback)"),
+            Figure(f"mesh, proxy, {c} conn: p99", "ms", "HAProxy, TCP mode", column("proxy", c, "p99"),
+                   column("haproxy", c, "p99")),
+            Figure(f"mesh, kernel, {c} conn: requests/s vs direct", "req/s", "one backend, directly",
+                   column("kernel", c, "rps"), column("direct", c, "rps"), aim=">= 0.9x" if c == 64 else ""),
+        ]
+    return figures

@@ -342,6 +342,13 @@ def remove_local_networks(cluster_id: str, docker_socket: str = "/var/run/docker
         client.close()
 
 
+def remove_local_ingress(cluster_id: str) -> None:
+    """The rules of the cluster's routing mesh in this machine's kernel (see `lb/kernel.py`)."""
+    from swarmpy.lb import kernel
+    if shutil.which("iptables"):
+        kernel.remove(cluster_id)
+
+
 def remove_local_secrets(cluster_id: str) -> None:
     """The tmpfs of the cluster's secrets on this machine, and its folder."""
     from swarmpy.network.host import HostShell

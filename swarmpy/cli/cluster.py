@@ -99,7 +99,7 @@ def leave(state_dir, remove_stacks, force):
     state = StateDir(state_dir)
     if not state.exists():
         fail(f"this machine is not in a cluster (no {state.config_file})")
-    cluster_id = bootstrap.cluster_id(state) if remove_stacks else None
+    cluster_id = bootstrap.cluster_id(state)
     if remove_stacks:
         client = Client.from_env(None, str(state.path))
         try:
@@ -115,7 +115,9 @@ def leave(state_dir, remove_stacks, force):
                 fail(f"cannot remove the stacks: {e} (use --force to stop anyway)")
     config = state.load()
     stopped = bootstrap.stop(state)
-    if cluster_id:  # its stacks are gone: so go its networks and secrets on this machine
+    if cluster_id:  # its load balancer's rules, even if it was killed (stopped, it took them along)
+        bootstrap.remove_local_ingress(cluster_id)
+    if cluster_id and remove_stacks:  # its stacks are gone: so go its networks and secrets on this machine
         try:
             bootstrap.remove_local_networks(cluster_id)
         except Exception as e:

@@ -49,6 +49,27 @@ class Health:
                     pass
 
 
+    async def check(self, endpoints: set[Endpoint]) -> bool:
+        """Try every endpoint (the kernel, unlike the proxy, cannot see a refusal and try the next
+        one): those that do not accept are down until they do. True when that changed anything."""
+        async def accepts(ep: Endpoint) -> bool:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(ep.address, ep.port), CONNECT_TIMEOUT)
+                writer.close()
+                return True
+            except (OSError, asyncio.TimeoutError):
+                return False
+        ordered = list(endpoints)
+        results = await asyncio.gather(*(accepts(ep) for ep in ordered))
+        before = set(self.down)
+        for ep, ok in zip(ordered, results):
+            if ok:
+                self.mark_up(ep)
+            else:
+                self.mark_down(ep)
+        return set(self.down) != before
+
+
 @dataclass
 class Traffic:
     """What went through one published port, for /metrics: plain ints, so the data path pays an

@@ -11,7 +11,9 @@ cost nothing until someone scrapes.
 
 Every figure is read from the listeners when scraped (`Balancer.traffic`, the
 endpoints' health), and carries an `lb` label (host.pid, as in `/lb`): processes
-sharing ports (`--processes N`) each count their own.
+sharing ports (`--processes N`) each count their own. The counts are the proxy's:
+on a port the kernel serves (`swarmpy_lb_port_path`), only loopback clients go
+through the proxy; the kernel's own connections are not counted here.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class MeshCollector:
                                            labels=LABELS + ["state"]),
             "listening": GaugeMetricFamily("swarmpy_lb_port_listening", "1 when the port is open, 0 when it cannot "
                                            "listen (another program holds it)", labels=LABELS),
+            "path": GaugeMetricFamily("swarmpy_lb_port_path", "1 for the path that serves the port's remote clients: "
+                                      "kernel (iptables DNAT: not in the counts above) or proxy",
+                                      labels=LABELS + ["path"]),
         }
         for (port, protocol), listener in sorted(self.mesh.listeners.items()):
             labels = [self.mesh.lb_id, str(port), protocol, listener.route.service_name]
@@ -66,6 +71,7 @@ class MeshCollector:
                 families["endpoints"].add_metric(labels + [state],
                                                  sum(1 for e in status["endpoints"] if e["state"] == state))
             families["listening"].add_metric(labels, 0 if listener.error else 1)
+            families["path"].add_metric(labels + [listener.route.path], 1)
         yield from families.values()
 
 

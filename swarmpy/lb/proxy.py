@@ -83,5 +83,5 @@ class Listener:
         endpoints += [{"address": e.address, "port": e.port, "task_id": e.task_id, "state": "draining",
                        "connections": n} for e, n in self.draining.items()]
         return {"service_id": self.route.service_id, "service": self.route.service_name,
-                "target": self.route.target, "strategy": self.route.strategy, "error": self.error,
-                "endpoints": endpoints}
+                "target": self.route.target, "path": self.route.path, "strategy": self.route.strategy,
+                "error": self.error, "endpoints": endpoints}

@@ -24,13 +24,15 @@ from swarmpy.store import Store
 
 STRATEGY_LABEL = "com.swarmpy.lb.strategy"
 PROXY_PROTOCOL_LABEL = "com.swarmpy.lb.proxy-protocol"
+PATH_LABEL = "com.swarmpy.lb.path"  # kernel (the default) | proxy
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    address: str
-    port: int
+    address: str  # the task's node
+    port: int  # the task's host port there
     task_id: str
+    via: str = ""  # the task's address on its first network (reached over the network's bridge on its node)
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Route:
     target: int
     strategy: str = "round-robin"  # round-robin | least-conn
     proxy_protocol: bool = False
+    path: str = "kernel"  # kernel: iptables DNATs the port (see kernel.py); proxy: the asyncio proxy alone
     endpoints: list[Endpoint] = field(default_factory=list)
 
     @property
@@ -54,13 +57,17 @@ def routes_of(service: Service, tasks: list[Task], down_nodes: frozenset[str] = 
     strategy = "least-conn" if labels.get(STRATEGY_LABEL, "").lower() in ("least-conn", "leastconn") \
         else "round-robin"
     proxy = labels.get(PROXY_PROTOCOL_LABEL, "").lower() in ("true", "1", "yes", "v2")
+    # what the kernel cannot do (least connections, PROXY protocol, a retry of a refused connection)
+    # is the proxy's
+    path = "proxy" if strategy == "least-conn" or proxy or labels.get(PATH_LABEL, "").lower() == "proxy" \
+        else "kernel"
     needs_health = has_healthcheck(service.spec)
     routes = []
     for p in service.spec.ports:
         if p.mode != "ingress" or not p.published:
             continue
         route = Route(port=p.published, protocol=p.protocol, service_id=service.id, service_name=service.name,
-                      target=p.target, strategy=strategy, proxy_protocol=proxy)
+                      target=p.target, strategy=strategy, proxy_protocol=proxy, path=path)
         ordered = sorted(tasks, key=lambda t: (t.slot or 0, t.node_id or "", t.id))
         route.endpoints = _endpoints(p, [t for t in ordered if takes_traffic(t, needs_health)]) or \
             _endpoints(p, [t for t in ordered if t.state == TaskState.ORPHANED and t.node_id in down_nodes])
@@ -69,8 +76,8 @@ def routes_of(service: Service, tasks: list[Task], down_nodes: frozenset[str] = 
 
 
 def _endpoints(port, tasks: list[Task]) -> list[Endpoint]:
-    return [Endpoint(e.address, e.port, t.id) for t in tasks for e in t.endpoints
-            if e.target == port.target and e.protocol == port.protocol]
+    return [Endpoint(e.address, e.port, t.id, t.attachments[0].address if t.attachments else "")
+            for t in tasks for e in t.endpoints if e.target == port.target and e.protocol == port.protocol]
 
 
 def table(store: Store) -> dict[tuple[int, str], Route]:

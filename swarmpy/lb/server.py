@@ -13,13 +13,22 @@ the table stays as it was (and the health checks keep judging its
 endpoints); a load balancer that starts while the store is away serves the
 last table it applied, kept in its state dir.
 
-With `--processes N`, N processes share each port (SO_REUSEPORT), one per core.
+Ports are served by the kernel (`kernel.py`: iptables DNAT, no Python on the
+packet path) unless their service asks for what only the proxy does (least
+connections, the PROXY protocol); the proxy listens on every port all the same,
+for loopback clients and for when the kernel refuses its rules. For the kernel
+path, every endpoint is probed each second (the kernel cannot skip one that
+refuses, as the proxy does), and one that does not accept leaves the rules.
+
+With `--processes N`, N processes share each port (SO_REUSEPORT), one per core;
+the first programs the kernel.
 Each serves its figures to the manager of the host (`swarmpy.lb.metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -30,6 +39,8 @@ import time
 from pathlib import Path
 
 from swarmpy.lb import metrics, routes
+from swarmpy.lb.balance import PROBE_EVERY
+from swarmpy.lb.kernel import KernelPath
 from swarmpy.lb.proxy import Health, Listener
 from swarmpy.lifetime import die_with_parent
 from swarmpy.settings import StateDir
@@ -58,6 +69,7 @@ class Mesh:
         self.health = Health()
         self.applied_at = 0.0
         self.table_file = table_file
+        self.kernel: KernelPath | None = None  # made once the cluster's id is known (it names the rules)
 
     def keep(self, table: dict[tuple[int, str], routes.Route]) -> None:
         """The table as last applied, for a restart while the store is away."""
@@ -89,8 +101,32 @@ class Mesh:
                 await listener.open(self.host)
             else:
                 listener.update(route)
+        await self.program_kernel()
         self.applied_at = max(self.applied_at, applied_at)
         self.report()
+
+    def kernel_routes(self) -> list[routes.Route]:
+        """The ports the kernel serves, with their endpoints that accept connections."""
+        out = []
+        for listener in self.listeners.values():
+            route = listener.route
+            if route.path == "kernel" and not listener.error:  # a port we hold: never another program's
+                up = [e for e in route.endpoints if not self.health.is_down(e)]
+                out.append(dataclasses.replace(route, endpoints=up or route.endpoints))  # none up: try them all
+        return out
+
+    async def program_kernel(self) -> None:
+        if self.kernel is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.kernel.apply, self.kernel_routes())
+
+    async def check_kernel_endpoints(self) -> None:
+        """Each second, every TCP endpoint of the kernel's ports is tried; the rules follow."""
+        while True:
+            await asyncio.sleep(PROBE_EVERY)
+            endpoints = {e for r in self.kernel_routes() if r.protocol == "tcp" for e in
+                         self.listeners[r.key].route.endpoints}
+            if endpoints and await self.health.check(endpoints):
+                await self.program_kernel()
 
     def endpoints(self) -> set:
         return {e for lst in self.listeners.values() for e in lst.route.endpoints}
@@ -98,6 +134,7 @@ class Mesh:
     def status(self) -> dict:
         return {"host": socket.gethostname(), "pid": os.getpid(), "node_id": self.node_id,
                 "applied_at": self.applied_at, "updated_at": time.time(),
+                "kernel_error": self.kernel.error if self.kernel else None,
                 "ports": {f"{port}/{proto}": lst.status() for (port, proto), lst in sorted(self.listeners.items())}}
 
     def report(self) -> None:
@@ -112,7 +149,8 @@ class Mesh:
             await asyncio.get_running_loop().run_in_executor(None, self.report)
 
 
-def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop: threading.Event,
+                 program_kernel: bool = True) -> None:
     """Rebuild the table whenever the event stream says something relevant changed."""
     cursor = "0-0"
     first = True
@@ -130,6 +168,9 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
                 if not hits:
                     continue
                 changed_at = max(float(e.get("time", 0)) for e in hits)
+            # the cluster's id names the rules (a load balancer may start before `init` has written it)
+            if mesh.kernel is None and program_kernel and (cluster_id := store.cluster_info().get("id")):
+                mesh.kernel = KernelPath(cluster_id)
             table = routes.table(store)
             asyncio.run_coroutine_threadsafe(mesh.apply(table, changed_at), loop).result(timeout=30)
             mesh.keep(table)
@@ -144,7 +185,7 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
 
 
 def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: int | None = None,
-          shared: bool = False) -> None:
+          shared: bool = False, program_kernel: bool = True) -> None:
     if parent is not None:
         die_with_parent(parent)
     state = StateDir(state_path)
@@ -154,9 +195,12 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
     asyncio.set_event_loop(loop)
     mesh = Mesh(store, lb_id, node_id, host, state.run_dir / "lb-table.json", shared)
     stop = threading.Event()
-    threading.Thread(target=follow_store, args=(store, mesh, loop, stop), name="lb-follow", daemon=True).start()
+    threading.Thread(target=follow_store, args=(store, mesh, loop, stop, program_kernel), name="lb-follow",
+                     daemon=True).start()
     loop.create_task(mesh.report_forever())
     loop.create_task(mesh.health.probe(mesh.endpoints))
+    if program_kernel:
+        loop.create_task(mesh.check_kernel_endpoints())
     figures = state.lb_metrics_socket(os.getpid())
     figures_server = loop.run_until_complete(metrics.serve(mesh, figures))  # kept: a collected server closes
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -167,6 +211,8 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
         stop.set()
         for listener in mesh.listeners.values():
             listener.close()
+        if mesh.kernel is not None:  # a load balancer that stops takes its rules along (killed: they stay)
+            mesh.kernel.remove()
         if figures_server is not None:
             figures_server.close()
         figures.unlink(missing_ok=True)
@@ -182,18 +228,19 @@ def run(state: StateDir, node_id: str | None = None, processes: int = 1, host: s
         return
     spawn = multiprocessing.get_context("spawn")
 
-    def start() -> multiprocessing.Process:
-        child = spawn.Process(target=serve, args=(str(state.path), node_id, host, os.getpid(), True), daemon=True)
+    def start(first: bool) -> multiprocessing.Process:
+        child = spawn.Process(target=serve, args=(str(state.path), node_id, host, os.getpid(), True, first),
+                              daemon=True)
         child.start()
         return child
-    children = [start() for _ in range(processes)]
+    children = [start(i == 0) for i in range(processes)]
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     while not stopping.wait(1.0):
         for i, child in enumerate(children):
             if not child.is_alive():
-                children[i] = start()
+                children[i] = start(i == 0)
     for child in children:
         child.terminate()
         child.join(5)

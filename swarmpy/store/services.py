@@ -51,8 +51,12 @@ class ServiceRecords(StoreBase):
         return taken
 
     def _index_ports(self, service: Service, p) -> None:
+        """Only services that publish are in the index: every deploy reads it whole."""
         ports = [[x.published, x.protocol] for x in service.spec.ports if x.mode == "ingress" and x.published]
-        p.hset(self.key("service", "ports"), service.name, _dumps(ports))
+        if ports:
+            p.hset(self.key("service", "ports"), service.name, _dumps(ports))
+        else:
+            p.hdel(self.key("service", "ports"), service.name)
 
     def service_id_by_name(self, name: str) -> str | None:
         return self.redis.hget(self.key("service", "names"), name)

@@ -172,6 +172,22 @@ def test_the_load_balancer_killed_is_back_within_two_seconds(cluster, sturdy):
     assert parts["lb"]["restarts"] >= 1 and "SIGKILL" in parts["lb"]["last_exit"]
 
 
+def test_the_kernel_serves_while_the_load_balancer_is_dead(cluster, sturdy):
+    """Its rules stay in the kernel when it is killed, and its successor takes them over in place."""
+    stream = RequestStream(PORT, cluster.lab.host_address)
+    stream.start()
+    try:
+        time.sleep(0.5)
+        old = pid_of(cluster, "lb")
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: restarted(cluster, "lb", old), 10, what="its supervisor to start the lb again")
+        time.sleep(2)
+    finally:
+        stream.stop()
+    assert not stream.failures, stream.failures[:5]
+    assert len(stream.served) > 50
+
+
 def test_a_slow_login_shell_does_not_make_its_node_look_dead(cluster, sturdy):
     """Every SSH session into node2 now takes 20 s to start (root's .bashrc there sleeps, as a pyenv
     lock once made this machine's do), and the worker is killed so that its watchers connect anew:

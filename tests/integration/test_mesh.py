@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -39,10 +40,11 @@ def get(port: int, host: str = "127.0.0.1", timeout: float = 3) -> str:
         conn.close()
 
 
-def served_by(port: int, requests: int = 12) -> set[str]:
-    """Who answered a few requests (nothing while the port has no endpoint yet)."""
+def served_by(port: int, requests: int = 12, host: str = "127.0.0.1") -> set[str]:
+    """Who answered a few requests (nothing while the port has no endpoint yet). On 127.0.0.1 the
+    proxy answers; on the manager's other addresses, the kernel (`lb/kernel.py`)."""
     try:
-        return {get(port, timeout=1) for _ in range(requests)}
+        return {get(port, host, timeout=1) for _ in range(requests)}
     except (OSError, http.client.HTTPException, AssertionError):
         return set()
 
@@ -91,17 +93,29 @@ def web(cluster, tmp_path):
     cluster.cli("stack", "rm", "mesh", check=False)
 
 
+def ingress_rules(cluster) -> list[str]:
+    """The cluster's rules of the mesh in this machine's kernel."""
+    out = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if f"SWI-{cluster.cluster_id[:6]}-" in line]
+
+
 def test_requests_on_the_manager_reach_every_task(cluster, web):
-    wait_for(lambda: len(served_by(web)) == 3, 10, what="three tasks answering")
-    served = {get(web) for _ in range(30)}
-    assert served == container_hostnames(cluster, "mesh")
+    host = cluster.lab.host_address
+    wait_for(lambda: len(served_by(web, host=host)) == 3, 10, what="three tasks answering")
+    assert {get(web, host) for _ in range(30)} == container_hostnames(cluster, "mesh")  # the kernel
+    assert {get(web) for _ in range(30)} == container_hostnames(cluster, "mesh")  # the proxy, on loopback
     status = cluster.json("lb", "status")
     ports = [s["ports"]["18400/tcp"] for s in status.values()]
-    assert ports and all(len(p["endpoints"]) == 3 for p in ports)
+    assert ports and all(len(p["endpoints"]) == 3 and p["path"] == "kernel" for p in ports)
     assert all(e["state"] == "up" for p in ports for e in p["endpoints"])
+    # the kernel DNATs the port to each task's node and host port
+    endpoints = {f"{e['address']}:{e['port']}" for e in ports[0]["endpoints"]}
+    assert {line.split("--to-destination ")[1] for line in ingress_rules(cluster) if "-j DNAT" in line} == endpoints
 
 
 def test_a_killed_task_costs_no_request(cluster, web):
+    """On the proxy's path (loopback): it tries the next task when one refuses. The kernel cannot;
+    it sends new connections to a killed task until the task's end is known (the README says so)."""
     wait_for(lambda: len(served_by(web)) == 3, 10, what="three tasks answering")
     stream = RequestStream(web)
     stream.start()
@@ -118,14 +132,17 @@ def test_a_killed_task_costs_no_request(cluster, web):
     assert len(stream.served) > 50
 
 
-def test_scaling_under_a_stream_of_requests_fails_none(cluster, web):
-    stream = RequestStream(web)
+@pytest.mark.parametrize("path", ["kernel", "proxy"])
+def test_scaling_under_a_stream_of_requests_fails_none(cluster, web, path):
+    stream = RequestStream(web, cluster.lab.host_address if path == "kernel" else "127.0.0.1")
     stream.start()
     try:
-        cluster.cli("service", "scale", "mesh_web=6")
-        wait_for(lambda: len(set(stream.served[-30:])) == 6, 15, what="six tasks answering")
+        cluster.cli("service", "scale", "mesh_web=8")
+        wait_for(lambda: len(set(stream.served[-40:])) == 8, 20, what="eight tasks answering")
         cluster.cli("service", "scale", "mesh_web=2")
         wait_for(lambda: len(container_hostnames(cluster, "mesh")) == 2, 20, what="two tasks left")
+        cluster.cli("service", "scale", "mesh_web=3")
+        wait_for(lambda: len(set(stream.served[-20:])) == 3, 20, what="three tasks answering")
         time.sleep(1)
     finally:
         stream.stop()
@@ -133,12 +150,31 @@ def test_scaling_under_a_stream_of_requests_fails_none(cluster, web):
     assert set(stream.served[-20:]) == container_hostnames(cluster, "mesh")
 
 
-def test_stack_rm_closes_the_port(cluster, tmp_path):
+def test_a_rolling_update_through_the_kernel_fails_no_request(cluster, web, tmp_path):
+    stream = RequestStream(web, cluster.lab.host_address)
+    wait_for(lambda: len(served_by(web, host=cluster.lab.host_address)) == 3, 10, what="three tasks answering")
+    before = container_hostnames(cluster, "mesh")
+    stream.start()
+    try:
+        changed = WEB.format(port=web, replicas=3).replace("    deploy:", "    environment: {REV: '2'}\n    deploy:")
+        cluster.deploy(cluster.write_stack(tmp_path, changed), "mesh")
+        wait_for(lambda: not (set(stream.served[-20:]) & before) and len(set(stream.served[-20:])) == 3, 30,
+                 what="the new tasks answering")
+    finally:
+        stream.stop()
+    assert stream.failures == []
+    assert not container_hostnames(cluster, "mesh") & before
+
+
+def test_stack_rm_closes_the_port_and_takes_its_rules_away(cluster, tmp_path):
     cluster.deploy(cluster.write_stack(tmp_path, WEB.format(port=18401, replicas=1)), "closing")
-    assert get(18401)
+    assert get(18401) and get(18401, cluster.lab.host_address)
+    assert any("--dport 18401" in line for line in ingress_rules(cluster))
     cluster.cli("stack", "rm", "closing")
-    with pytest.raises(ConnectionRefusedError):
-        wait_for(lambda: get(18401) and False, 3, what="the port to close")
+    for host in ("127.0.0.1", cluster.lab.host_address):
+        with pytest.raises(ConnectionRefusedError):
+            wait_for(lambda: get(18401, host) and False, 3, what="the port to close")
+    assert not any("18401" in line for line in ingress_rules(cluster))
 
 
 def test_a_failing_healthcheck_gets_no_traffic(cluster, tmp_path):
@@ -161,13 +197,14 @@ services:
 """)
     cluster.cli("stack", "deploy", "-c", str(path), "health", "--detach")
     try:
-        wait_for(lambda: len(served_by(18402)) == 2, 20, what="the healthy tasks")
+        wait_for(lambda: len(served_by(18402, host=cluster.lab.host_address)) == 2, 20, what="the healthy tasks")
         # docker calls them unhealthy: they fail, and are replaced (by tasks no healthier)
         wait_for(lambda: len([t for t in cluster.tasks("health_sick") if t["state"] == "failed"
                               and "unhealthy" in t["error"]]) >= 2, 20, what="the sick tasks to fail as unhealthy")
         for _ in range(5):
-            with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
-                get(18403)
+            for host in ("127.0.0.1", cluster.lab.host_address):
+                with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+                    get(18403, host)
         logs = cluster.cli("service", "logs", "health_sick").stdout
         assert "GET" not in logs  # httpd -v logs every request it serves: none came
         status = cluster.json("lb", "status")
@@ -268,15 +305,19 @@ services:
 """)
     cluster.deploy(path, "udp")
     try:
-        def echoed():
+        def echoed(host="127.0.0.1"):
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.settimeout(0.5)
-                s.sendto(b"over udp", ("127.0.0.1", 18408))
+                s.sendto(b"over udp", (host, 18408))
                 try:
-                    return s.recvfrom(100)[0]
+                    return s.recvfrom(100)
                 except OSError:
                     return None
-        assert wait_for(echoed, 10, what="an echo through the mesh") == b"over udp"
+        assert wait_for(echoed, 10, what="an echo through the proxy")[0] == b"over udp"
+        host = cluster.lab.host_address
+        # through the kernel: the answer comes back from the address it was sent to (un-DNATed)
+        assert wait_for(lambda: echoed(host), 10, what="an echo through the kernel") == (b"over udp", (host, 18408))
+        assert any("-p udp" in line and "--dport 18408" in line for line in ingress_rules(cluster))
         status = cluster.json("lb", "status")
         assert all(len(s["ports"]["18408/udp"]["endpoints"]) == 2 for s in status.values())
     finally:

@@ -51,9 +51,33 @@ def test_host_mode_and_unpublished_ports_are_not_routed_and_labels_choose_the_st
     ports = [Port(80, 8080), Port(81, 8081, mode="host"), Port(82, None)]
     routes = routes_of(service(ports=ports, labels={"com.swarmpy.lb.strategy": "least-conn",
                                                     "com.swarmpy.lb.proxy-protocol": "true"}), [task(1)])
-    assert [(r.port, r.strategy, r.proxy_protocol) for r in routes] == [(8080, "least-conn", True)]
+    assert [(r.port, r.strategy, r.proxy_protocol, r.path) for r in routes] == [(8080, "least-conn", True, "proxy")]
     (plain,) = routes_of(service(), [task(1)])
-    assert (plain.strategy, plain.proxy_protocol) == ("round-robin", False)
+    assert (plain.strategy, plain.proxy_protocol, plain.path) == ("round-robin", False, "kernel")
+    (asked,) = routes_of(service(labels={"com.swarmpy.lb.path": "proxy"}), [task(1)])
+    assert asked.path == "proxy"
+
+
+def test_the_kernel_picks_each_endpoint_alike_masquerades_remote_ones_and_reaches_local_ones_directly():
+    from swarmpy.lb import kernel
+    chains = kernel.Chains("cluster0123456789")
+    r = Route(port=8080, protocol="tcp", service_id="svc", service_name="st_web", target=80,
+              endpoints=[Endpoint("192.168.5.2", 30001, "t1", "10.0.1.5"), Endpoint("192.168.5.3", 30002, "t2"),
+                         Endpoint("192.168.5.1", 30003, "t3", "10.0.1.7")])
+    empty = Route(port=9090, protocol="udp", service_id="s2", service_name="st_dns", target=53)
+    (nat_chains, nat), (filter_chains, forward) = kernel.tables(chains, [r, empty], local={"192.168.5.1"}).values()
+    port = chains.port(r)
+    assert nat_chains[:3] == ["SWI-cluste-PORTS", "SWI-cluste-POST", port] and len(nat_chains) == 6
+    assert all(len(c) <= 28 for c in nat_chains)
+    assert f"-A SWI-cluste-PORTS -p tcp -m tcp --dport 8080 -j {port}" in nat
+    picks = [line for line in nat if line.startswith(f"-A {port} ")]
+    assert [p.split("--probability ")[1].split()[0] if "probability" in p else None for p in picks] == \
+        ["0.3333333333", "0.5000000000", None]  # each endpoint a third of the new connections
+    dnat = [line.split("--to-destination ")[1] for line in nat if "DNAT" in line]
+    assert dnat == ["192.168.5.2:30001", "192.168.5.3:30002", "10.0.1.7:80"]  # a local task: its own address
+    assert sum("MARK --set-xmark" in line for line in nat) == 2  # the two remote ones masqueraded
+    assert "--dport 9090" not in " ".join(nat)  # no endpoint: left to the proxy, which refuses
+    assert forward == ["-A SWI-cluste-FWD -p tcp -m conntrack --ctstate DNAT --ctorigdstport 8080 -j ACCEPT"]
 
 
 def route(n: int, strategy="round-robin") -> Route:

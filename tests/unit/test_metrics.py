@@ -128,6 +128,7 @@ def test_the_mesh_counts_what_passes_and_the_manager_reads_it_from_the_socket(tm
     assert found["swarmpy_lb_endpoints", at + (("state", "down"),)] == 1
     assert found["swarmpy_lb_open_connections", at] == 0
     assert found["swarmpy_lb_port_listening", at] == 1
+    assert found[key("swarmpy_lb_port_path", path="kernel", **dict(at))] == 1
 
 
 def test_a_socket_nobody_serves_any_more_is_removed(tmp_path):
