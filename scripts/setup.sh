@@ -14,7 +14,7 @@ if [ "$action" = test ]; then
     test_packages="chromium chromium-driver libnss3-tools"
 fi
 
-packages="docker.io redis-server openssh-server busybox-static iproute2 iptables procps psmisc curl socat nginx-light"
+packages="docker.io redis-server openssh-server busybox-static iproute2 iptables procps psmisc curl socat nginx-light prometheus"
 missing=""
 for p in $packages $test_packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

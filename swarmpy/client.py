@@ -240,7 +240,9 @@ class Client:
 
     # ---------------------------------------------------------------- load balancers
 
-    def create_token(self, stack: str, allow_privileged: bool = False) -> dict:
+    def create_token(self, stack: str | None, allow_privileged: bool = False, metrics: bool = False) -> dict:
+        if metrics:
+            return self.post("/tokens", {"metrics": True})
         return self.post("/tokens", {"stack": stack, "allow_privileged": allow_privileged})
 
     def tokens(self) -> list[dict]:

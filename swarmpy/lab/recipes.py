@@ -1,6 +1,6 @@
 """What goes into the lab's images made from Debian's own binaries: `swarmpy/nginx:latest`,
-`swarmpy/redis:latest`, `swarmpy/socat:latest` (a UDP echo server) and `swarmpy/wrk:latest` (a load
-generator). Plain values; `swarmpy.lab.images` builds them.
+`swarmpy/redis:latest`, `swarmpy/socat:latest` (a UDP echo server), `swarmpy/wrk:latest` (a load
+generator) and `swarmpy/prometheus:latest` (stacks/monitoring.yml). Plain values; `swarmpy.lab.images` builds them.
 
 Each image holds the binaries, the libraries `ldd` names for them, its own
 small configuration and nothing else: no shell, no package manager.
@@ -130,4 +130,28 @@ WRK = ImageRecipe(
     files={"/etc/nsswitch.conf": "hosts: files dns\n", "/etc/services": "http 80/tcp\nhttps 443/tcp\n"},
 )
 
-RECIPES = {"nginx": NGINX, "redis": REDIS, "socat": SOCAT, "wrk": WRK}
+PROMETHEUS_CONF = """# swarmpy/prometheus:latest's own configuration: it scrapes itself. A stack replaces it with a
+# config at /etc/prometheus/prometheus.yml (stacks/monitoring.yml scrapes the managers).
+global:
+  scrape_interval: 15s
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ["127.0.0.1:9090"]
+"""
+
+# Prometheus from Debian's package: one Go binary (libc only). Its HTTP API and /metrics; not its web
+# pages, whose assets Debian links from packages of a few hundred MB.
+PROMETHEUS = ImageRecipe(
+    tag="swarmpy/prometheus:latest",
+    package="prometheus",
+    binaries=("/usr/bin/prometheus",),
+    command=("prometheus", "--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
+             "--web.listen-address=:9090"),
+    files={"/etc/prometheus/prometheus.yml": PROMETHEUS_CONF, "/etc/nsswitch.conf": "hosts: files dns\n"},
+    dirs={"/prometheus": "nobody"},
+    users=(NOBODY,),
+    user="nobody",
+)
+
+RECIPES = {"nginx": NGINX, "redis": REDIS, "socat": SOCAT, "wrk": WRK, "prometheus": PROMETHEUS}

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from swarmpy.lb.routes import Endpoint, Route
 
@@ -69,11 +70,23 @@ class Health:
         return set(self.down) != before
 
 
+@dataclass
+class Traffic:
+    """What went through one published port, for /metrics: plain ints, so the data path pays an
+    addition per chunk and nothing more (the figures are read when scraped)."""
+    connections: int = 0  # taken (TCP), or flows opened (UDP)
+    bytes_in: int = 0  # from the clients
+    bytes_out: int = 0  # to the clients
+    connect_errors: int = 0  # an endpoint refused, timed out, or reset without a word
+    unserved: int = 0  # connections no endpoint took
+
+
 class Balancer:
     """Chooses endpoints for a route's connections and counts what is open."""
 
     def __init__(self, health: Health):
         self.health = health
+        self.traffic = Traffic()
         self.route: Route | None = None
         self.next = 0
         self.open: dict[Endpoint, int] = defaultdict(int)

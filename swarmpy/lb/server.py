@@ -22,6 +22,7 @@ refuses, as the proxy does), and one that does not accept leaves the rules.
 
 With `--processes N`, N processes share each port (SO_REUSEPORT), one per core;
 the first programs the kernel.
+Each serves its figures to the manager of the host (`swarmpy.lb.metrics`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import threading
 import time
 from pathlib import Path
 
-from swarmpy.lb import routes
+from swarmpy.lb import metrics, routes
 from swarmpy.lb.balance import PROBE_EVERY
 from swarmpy.lb.kernel import KernelPath
 from swarmpy.lb.proxy import Health, Listener
@@ -200,6 +201,8 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
     loop.create_task(mesh.health.probe(mesh.endpoints))
     if program_kernel:
         loop.create_task(mesh.check_kernel_endpoints())
+    figures = state.lb_metrics_socket(os.getpid())
+    figures_server = loop.run_until_complete(metrics.serve(mesh, figures))  # kept: a collected server closes
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, loop.stop)
     try:
@@ -210,6 +213,9 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
             listener.close()
         if mesh.kernel is not None:  # a load balancer that stops takes its rules along (killed: they stay)
             mesh.kernel.remove()
+        if figures_server is not None:
+            figures_server.close()
+        figures.unlink(missing_ok=True)
         try:
             store.redis.delete(store.key("lb", "status", lb_id))
         except Exception:

@@ -75,6 +75,7 @@ class BackendSide(_Pipe):
             self.peer.replayable = False  # answered: from now on bytes only pass through
             self.peer.sent.clear()
         self.answered += len(data)
+        self.peer.balancer.traffic.bytes_out += len(data)
         self.forward(data)
 
     def eof_received(self):
@@ -123,10 +124,12 @@ class ClientSide(_Pipe):
 
     def connection_made(self, transport):
         super().connection_made(transport)
+        self.balancer.traffic.connections += 1
         transport.pause_reading()
         asyncio.get_running_loop().create_task(self.connect())
 
     def data_received(self, data):
+        self.balancer.traffic.bytes_in += len(data)
         if self.replayable:
             if len(self.sent) + len(data) <= REPLAY_MAX:
                 self.sent += data
@@ -157,6 +160,7 @@ class ClientSide(_Pipe):
                 await asyncio.wait_for(loop.create_connection(lambda: backend, ep.address, ep.port),
                                        CONNECT_TIMEOUT)
             except (OSError, asyncio.TimeoutError):
+                self.balancer.traffic.connect_errors += 1
                 self.balancer.health.mark_down(ep)
                 continue
             if self.closed:
@@ -164,6 +168,7 @@ class ClientSide(_Pipe):
                 return
             self.attach(ep, backend, route)
             return
+        self.balancer.traffic.unserved += 1
         self.transport.abort()  # no endpoint took it: the client sees a reset, not a hang
 
     def attach(self, ep: Endpoint, backend: BackendSide, route: Route | None) -> None:
@@ -199,6 +204,7 @@ class ClientSide(_Pipe):
         if not self.closed and refused and self.replayable and ep is not None:
             # accepted, then reset without a word: a refusal in disguise (Docker's userland
             # proxy does this for a container that just died); the client's bytes go elsewhere
+            self.balancer.traffic.connect_errors += 1
             self.balancer.health.mark_down(ep)
             self.transport.pause_reading()
             asyncio.get_running_loop().create_task(self.connect())

@@ -23,6 +23,7 @@ class UDPRelay(asyncio.DatagramProtocol):
         asyncio.get_running_loop().create_task(self.expire())
 
     def datagram_received(self, data, addr):
+        self.balancer.traffic.bytes_in += len(data)
         flow = self.flows.get(addr)
         if flow is not None:
             flow[0].sendto(data)
@@ -37,6 +38,7 @@ class UDPRelay(asyncio.DatagramProtocol):
 
             class Back(asyncio.DatagramProtocol):
                 def datagram_received(self, data, _):
+                    relay.balancer.traffic.bytes_out += len(data)
                     relay.transport.sendto(data, addr)
                     if addr in relay.flows:
                         relay.flows[addr] = (relay.flows[addr][0], time.time())
@@ -44,11 +46,14 @@ class UDPRelay(asyncio.DatagramProtocol):
             try:
                 transport, _ = await loop.create_datagram_endpoint(Back, remote_addr=(ep.address, ep.port))
             except OSError:
+                self.balancer.traffic.connect_errors += 1
                 self.balancer.health.mark_down(ep)
                 continue
+            self.balancer.traffic.connections += 1
             self.flows[addr] = (transport, time.time())
             transport.sendto(first)
             return
+        self.balancer.traffic.unserved += 1  # no endpoint: the datagram is dropped
 
     async def expire(self) -> None:
         while self.transport is not None and not self.transport.is_closing():

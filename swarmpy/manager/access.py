@@ -5,7 +5,8 @@ The cluster token (the state dir's `token`) may do everything. A stack token
 update, roll back and remove that one stack, and nothing else (no `service create`): every other call gets 403. Such a
 deploy may not reach outside its stack either: no external secret, config or
 network (they belong to others), and dangerous options only when the token
-was made to allow them.
+was made to allow them. A metrics token (`swarmpy token create --metrics`, a
+Prometheus's) may read `/metrics` and nothing else.
 """
 
 from __future__ import annotations
@@ -20,17 +21,19 @@ from swarmpy.model import StackSpec, new_id
 from swarmpy.store import NotFound, Store
 
 PREFIX = "swpt_"  # a stack token says what it is (and is never mistaken for the cluster token)
+METRICS = "metrics"  # the scope of a token that may only read /metrics
 
 
 @dataclass(frozen=True)
 class Caller:
-    stack: str | None = None  # None: the cluster token, allowed everything
+    stack: str | None = None  # None: the cluster token, allowed everything (unless a metrics token)
     allow_privileged: bool = False
     token_id: str | None = None
+    metrics: bool = False  # a metrics token: /metrics only
 
     @property
     def admin(self) -> bool:
-        return self.stack is None
+        return self.stack is None and not self.metrics
 
 
 def digest(token: str) -> str:
@@ -49,14 +52,15 @@ def identify(store: Store, cluster_token: str, presented: str) -> Caller | None:
     if record is None:
         return None
     return Caller(stack=record["stack"], allow_privileged=record.get("allow_privileged", False),
-                  token_id=record["id"])
+                  token_id=record["id"], metrics=record.get("scope") == METRICS)
 
 
-def create(store: Store, stack: str, allow_privileged: bool) -> tuple[str, dict]:
-    """A new stack token: (the token, shown once; its record, without it)."""
+def create(store: Store, stack: str | None, allow_privileged: bool = False) -> tuple[str, dict]:
+    """A new stack token, or a metrics token when `stack` is None: (the token, shown once; its
+    record, without it)."""
     token = PREFIX + secrets.token_urlsafe(32)
-    record = {"id": new_id()[:12], "stack": stack, "allow_privileged": allow_privileged,
-              "created_at": time.time(), "digest": digest(token)}
+    record = {"id": new_id()[:12], "stack": stack, "allow_privileged": allow_privileged and stack is not None,
+              "created_at": time.time(), "digest": digest(token), "scope": METRICS if stack is None else "stack"}
     store.put_token(record, record["digest"])
     return token, public(record)
 
@@ -80,6 +84,8 @@ _ANYONE = {("GET", "/info")}
 
 def refusal(caller: Caller, store: Store, method: str, rule: str, view_args: dict, args: dict) -> str | None:
     """Why `caller` may not make this call (None: it may)."""
+    if caller.metrics:
+        return None if (method, rule) == ("GET", "/metrics") else "this token may only read /metrics"
     if caller.admin or (method, rule) in _ANYONE:
         return None
     mine = f"this token may only deploy and read stack {caller.stack}"

@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from swarmpy import __version__
 from swarmpy.manager import nodes as node_ops
-from swarmpy.manager import access, networks, objects, openapi, services, stacks, views
+from swarmpy.manager import access, metrics, networks, objects, openapi, services, stacks, views
 from swarmpy.manager.context import ManagerContext
 from swarmpy.manager.ui import NAME as DASHBOARD, blueprint as dashboard
 from swarmpy.model import Availability, Service, has_healthcheck, takes_traffic
@@ -97,6 +97,7 @@ def create_app(ctx: ManagerContext) -> Flask:
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     store = ctx.store
+    app.register_blueprint(metrics.blueprint(ctx))  # first: its hooks count every request, refused ones too
 
     @app.before_request
     def refuse_large_bodies():
@@ -223,8 +224,11 @@ def create_app(ctx: ManagerContext) -> Flask:
     @app.post("/tokens")
     def create_token():
         b = _parse(bodies.TokenCreate)
-        validation.check_name("stack", b.stack, "stack")
-        token, record = access.create(store, b.stack, b.allow_privileged)
+        if b.metrics and (b.stack is not None or b.allow_privileged):
+            raise BadRequest("a metrics token is for no stack: give metrics or stack, not both", field="metrics")
+        if not b.metrics:
+            validation.check_name("stack", b.stack or "", "stack")
+        token, record = access.create(store, None if b.metrics else b.stack, b.allow_privileged)
         return jsonify(token=token, **record), 201
 
     @app.get("/tokens")

@@ -21,6 +21,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from swarmpy.manager.component import Component
+from swarmpy.manager.metrics import DISPATCH
 from swarmpy.model import DesiredState, Task, TaskState
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class Dispatcher(Component):
     def on_timer(self, now: float) -> None:
         self.dispatch_due()
 
+    @DISPATCH.time()
     def dispatch_due(self) -> None:
         now = time.time()
         jobs = [(node_id, _REMOVE, (node_id, container_id), job_id("remove", container_id))

@@ -35,6 +35,7 @@ class Operation:
     created: bool = False  # 201 rather than 200
     public: bool = False  # no token needed
     tags: tuple[str, ...] = field(default=())
+    text: str | None = None  # the media type of a text answer (else JSON)
 
 
 def _flag(name: str, description: str) -> Param:
@@ -87,7 +88,7 @@ OPERATIONS = (
     Operation("get", "/services/{ref}/tasks", "A service's tasks", params=REF, tags=("services",)),
     Operation("get", "/services/{ref}/logs", "A service's logs (text)", params=REF + (
         _flag("follow", "keep streaming"), _flag("timestamps", "prefix each line with its time"),
-        Param("tail", {"type": "string", "pattern": "^(all|[0-9]{1,8})$"})), tags=("services",)),
+        Param("tail", {"type": "string", "pattern": "^(all|[0-9]{1,8})$"})), tags=("services",), text="text/plain"),
     Operation("get", "/tasks", "List tasks", params=(Param("node", {"type": "string"}),
                                                      Param("stack", {"type": "string"})), tags=("tasks",)),
     *(op for kind in ("secrets", "configs") for op in (
@@ -102,10 +103,12 @@ OPERATIONS = (
     Operation("get", "/networks/{ref}", "Inspect a network", params=REF, tags=("networks",)),
     Operation("delete", "/networks/{ref}", "Remove a network", params=REF, tags=("networks",)),
     Operation("get", "/lb", "The load balancers' tables", tags=("cluster",)),
-    Operation("post", "/tokens", "Make a token limited to one stack (shown once)", body=bodies.TokenCreate,
-              created=True, tags=("tokens",)),
-    Operation("get", "/tokens", "List stack tokens (never the tokens themselves)", tags=("tokens",)),
-    Operation("delete", "/tokens/{token_id}", "Revoke a stack token", params=(_path("token_id"),), tags=("tokens",)),
+    Operation("post", "/tokens", "Make a token limited to one stack, or to /metrics (shown once)",
+              body=bodies.TokenCreate, created=True, tags=("tokens",)),
+    Operation("get", "/tokens", "List stack and metrics tokens (never the tokens themselves)", tags=("tokens",)),
+    Operation("delete", "/tokens/{token_id}", "Revoke a token", params=(_path("token_id"),), tags=("tokens",)),
+    Operation("get", "/metrics", "This manager's figures, its load balancer's and the cluster's, for Prometheus "
+              "(the cluster token or a metrics token)", tags=("cluster",), text="text/plain"),
 )
 
 ERROR = {"type": "object", "required": ["error"], "properties": {
@@ -131,8 +134,7 @@ def document() -> dict:
         ok = "201" if op.created else "200"
         entry = {"summary": op.summary, "operationId": f"{op.method}{op.path}", "tags": list(op.tags),
                  "responses": {ok: {"description": "done",
-                                    "content": {"text/plain" if op.path.endswith("/logs") else "application/json":
-                                                {"schema": {}}}},
+                                    "content": {op.text or "application/json": {"schema": {}}}},
                                "400": _error("a bad request: the path names the field"),
                                "403": _error("not for this token (a stack token outside its stack)"),
                                "404": _error("no such object"), "409": _error("a conflict with the cluster's state"),

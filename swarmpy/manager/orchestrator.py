@@ -12,6 +12,7 @@ import logging
 import time
 
 from swarmpy.manager import reconcile, stacks
+from swarmpy.manager.metrics import RECONCILE
 from swarmpy.manager.component import Component
 from swarmpy.manager.constraints import placement_matches
 from swarmpy.model import DesiredState, Node, Service, TaskState
@@ -67,6 +68,7 @@ class Orchestrator(Component):
         if self.timers:
             self.wake(min(self.timers.values()))
 
+    @RECONCILE.time()
     def reconcile_services(self, service_ids: set[str]) -> None:
         now = time.time()
         services = self.store.get_services(service_ids)

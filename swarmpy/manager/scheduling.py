@@ -10,6 +10,7 @@ import logging
 
 from swarmpy.manager import scheduler
 from swarmpy.manager.component import Component
+from swarmpy.manager.metrics import SCHEDULING
 from swarmpy.model import DesiredState, TaskState
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,11 @@ class SchedulerLoop(Component):
     def schedule(self, services: set[str] | None = None) -> None:
         """Place the pending tasks (of these services only, when given)."""
         ids = self.store.pending_task_ids(services)
-        if not ids:
-            return
+        if ids:
+            self.place(ids)
+
+    @SCHEDULING.time()  # only passes with tasks to place: the figure is the time placing takes
+    def place(self, ids) -> None:
         pending = [t for t in self.store.get_tasks(ids) if t.state == TaskState.PENDING]
         unwanted = [t for t in pending if t.desired_state == DesiredState.SHUTDOWN]
         for t in unwanted:  # shut down before it was ever placed

@@ -104,5 +104,6 @@ class ClusterUpdate(Serializable):
 
 @dataclass
 class TokenCreate(Serializable):
-    stack: str
+    stack: str | None = None  # the one stack the token may deploy and read
     allow_privileged: bool = False  # this stack's services may use the dangerous options
+    metrics: bool = False  # instead of a stack: a token that may only read /metrics

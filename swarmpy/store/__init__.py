@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from swarmpy.store.base import DEFAULT_PREFIX, EVENTS_MAXLEN, Conflict, NotFound, StoreError
 from swarmpy.store.coordination import Coordination
+from swarmpy.store.metrics import MetricRecords
 from swarmpy.store.networks import AddressesExhausted, NetworkRecords, vip_owner
 from swarmpy.store.nodes import NodeRecords
 from swarmpy.store.objects import ObjectRecords
@@ -29,5 +30,6 @@ __all__ = ["DEFAULT_PREFIX", "EVENTS_MAXLEN", "AddressesExhausted", "Conflict", 
            "vip_owner"]
 
 
-class Store(NodeRecords, ServiceRecords, TaskRecords, ObjectRecords, NetworkRecords, TokenRecords, Coordination):
+class Store(NodeRecords, ServiceRecords, TaskRecords, ObjectRecords, NetworkRecords, TokenRecords, MetricRecords,
+            Coordination):
     """All of swarmpy's state in Redis; one mixin per kind of record."""

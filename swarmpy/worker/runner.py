@@ -85,11 +85,13 @@ class NodeQueueWorker(SimpleWorker):
         pass  # the process's main thread handles signals and stops its workers
 
     def execute_job(self, job, queue):
+        started = time.monotonic()
         try:
             return super().execute_job(job, queue)
         finally:
             if queue.name != self.ctx.store.control_queue:
                 self.slots.give(queue.name)
+            _observe(self.ctx.store, queue.name, job, time.monotonic() - started)
 
     def current_queue_names(self) -> list[str]:
         nodes = [n for n in self.ctx.store.list_nodes()
@@ -115,6 +117,17 @@ class NodeQueueWorker(SimpleWorker):
                 return result
             queue.push_job_id(job.id, at_front=True)  # its node is busy enough: back for later
         return None
+
+
+def _observe(store: Store, queue: str, job, seconds: float) -> None:
+    """The job's duration, for the managers' /metrics (per node and kind of job)."""
+    node_id = store.node_of_queue(queue)
+    if node_id is None:
+        return
+    try:
+        store.observe_job(node_id, job.func_name.rsplit(".", 1)[-1], seconds)
+    except Exception as e:  # noqa: BLE001 - a figure lost is no reason to fail the job
+        log.debug("worker: cannot record the duration of job %s: %s", job.id, e)
 
 
 def _keep_alive(store: Store, names: list[str], stop: threading.Event) -> None:

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from swarmpy.lab.images import PRESETS, build_recipe, libraries_of, make_root, parse_ldd
-from swarmpy.lab.recipes import NGINX, REDIS, ImageRecipe
+from swarmpy.lab.recipes import NGINX, PROMETHEUS, REDIS, ImageRecipe
 from swarmpy.lab.shell import LabError
 
 LDD_NGINX = """\
@@ -50,7 +50,8 @@ def test_each_user_gets_a_group_of_its_name():
 
 def test_presets_and_the_configuration_they_carry():
     assert PRESETS == {"busybox": "swarmpy/busybox:latest", "nginx": "swarmpy/nginx:latest",
-                       "redis": "swarmpy/redis:latest", "socat": "swarmpy/socat:latest", "wrk": "swarmpy/wrk:latest"}
+                       "redis": "swarmpy/redis:latest", "socat": "swarmpy/socat:latest", "wrk": "swarmpy/wrk:latest",
+                       "prometheus": "swarmpy/prometheus:latest"}
     nginx_conf = NGINX.files["/etc/nginx/nginx.conf"]
     for line in ("daemon off;", "access_log off;", "keepalive_requests 100000;", "listen 80",
                  'return 200 "$hostname\\n";'):
@@ -58,6 +59,7 @@ def test_presets_and_the_configuration_they_carry():
     redis_conf = REDIS.files[REDIS.command[-1]]
     for line in ("bind * -::*", "protected-mode no", "daemonize no", "dir /data"):
         assert line in redis_conf.splitlines()
+    assert "--storage.tsdb.path=/prometheus" in PROMETHEUS.command and PROMETHEUS.dirs == {"/prometheus": "nobody"}
 
 
 def test_a_missing_binary_names_the_debian_package():
