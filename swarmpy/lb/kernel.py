@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import subprocess
 from dataclasses import dataclass
 
@@ -117,6 +118,24 @@ def restore_input(chains: Chains, wanted: dict[str, tuple[list[str], list[str]]]
     return "\n".join(lines) + "\n"
 
 
+def read_counters(chains: Chains, nat: str, filt: str) -> dict[tuple[int, str], list[int]]:
+    """(port, protocol) -> [new connections, packets, bytes] from `iptables-save -c` of the two
+    tables: the port's jump in the nat table counts first packets only (the kernel looks a
+    connection's NAT up once), the forward rule every packet it forwards, both ways."""
+    counts: dict[tuple[int, str], list[int]] = {}
+    jump = re.compile(rf"^\[(\d+):\d+\] -A {re.escape(chains.ports)} -p (\w+) -m \w+ --dport (\d+) -j ")
+    forward = re.compile(rf"^\[(\d+):(\d+)\] -A {re.escape(chains.forward)} -p (\w+) .*--ctorigdstport (\d+) -j ACCEPT")
+    for line in nat.splitlines():
+        if m := jump.match(line):
+            counts.setdefault((int(m[3]), m[2]), [0, 0, 0])[0] += int(m[1])
+    for line in filt.splitlines():
+        if m := forward.match(line):
+            entry = counts.setdefault((int(m[4]), m[3]), [0, 0, 0])
+            entry[1] += int(m[1])
+            entry[2] += int(m[2])
+    return counts
+
+
 class KernelPath:
     """The kernel's rules for the ports this host serves; `apply` is called with each new table."""
 
@@ -125,6 +144,15 @@ class KernelPath:
         self.run = run
         self.applied: dict[str, tuple[list[str], list[str]]] | None = None
         self.error: str | None = None
+        self.counted: dict[tuple[int, str], list[int]] = {}  # what rules rewritten since had counted
+
+    def counters(self) -> dict[tuple[int, str], list[int]]:
+        """Per port, since this load balancer started: [new connections, packets, bytes forwarded]."""
+        save = ["iptables-save", "-c", "-t"]
+        now = read_counters(self.chains, self.run(save + ["nat"], capture_output=True, text=True).stdout,
+                            self.run(save + ["filter"], capture_output=True, text=True).stdout)
+        return {key: [a + b for a, b in zip(self.counted.get(key, [0, 0, 0]), now.get(key, [0, 0, 0]))]
+                for key in self.counted.keys() | now.keys()}
 
     def apply(self, routes: list[Route]) -> bool:
         """Program these ports (and no other); False when the kernel refused (the proxy serves then)."""
@@ -132,6 +160,7 @@ class KernelPath:
         if wanted == self.applied:
             return True
         try:
+            self.counted = self.counters()  # a rewritten chain counts from zero again
             have = self._present()
             stale = {t: sorted(have.get(t, set()) - set(declared)) for t, (declared, _) in wanted.items()}
             self._check(["iptables-restore", "-w", "--noflush"], restore_input(self.chains, wanted, stale))

@@ -13,7 +13,8 @@ Every figure is read from the listeners when scraped (`Balancer.traffic`, the
 endpoints' health), and carries an `lb` label (host.pid, as in `/lb`): processes
 sharing ports (`--processes N`) each count their own. The counts are the proxy's:
 on a port the kernel serves (`swarmpy_lb_port_path`), only loopback clients go
-through the proxy; the kernel's own connections are not counted here.
+through the proxy; the kernel's own are counted apart, from its rules' counters
+(`swarmpy_lb_kernel_*`).
 """
 
 from __future__ import annotations
@@ -54,10 +55,17 @@ class MeshCollector:
                                            labels=LABELS + ["state"]),
             "listening": GaugeMetricFamily("swarmpy_lb_port_listening", "1 when the port is open, 0 when it cannot "
                                            "listen (another program holds it)", labels=LABELS),
+            "kernel_connections": CounterMetricFamily("swarmpy_lb_kernel_connections", "Connections (TCP) or "
+                                                      "flows (UDP) the kernel DNATed on a published port",
+                                                      labels=LABELS),
+            "kernel_bytes": CounterMetricFamily("swarmpy_lb_kernel_forwarded_bytes", "Bytes the kernel forwarded "
+                                                "for a published port, both ways (not those of this host's own "
+                                                "clients, which are not forwarded)", labels=LABELS),
             "path": GaugeMetricFamily("swarmpy_lb_port_path", "1 for the path that serves the port's remote clients: "
-                                      "kernel (iptables DNAT: not in the counts above) or proxy",
+                                      "kernel (iptables DNAT: counted in swarmpy_lb_kernel_*) or proxy",
                                       labels=LABELS + ["path"]),
         }
+        kernel = self.mesh.kernel.counters() if getattr(self.mesh, "kernel", None) is not None else {}
         for (port, protocol), listener in sorted(self.mesh.listeners.items()):
             labels = [self.mesh.lb_id, str(port), protocol, listener.route.service_name]
             traffic, status = listener.balancer.traffic, listener.status()
@@ -72,6 +80,10 @@ class MeshCollector:
                                                  sum(1 for e in status["endpoints"] if e["state"] == state))
             families["listening"].add_metric(labels, 0 if listener.error else 1)
             families["path"].add_metric(labels + [listener.route.path], 1)
+            if listener.route.path == "kernel":
+                connections, _, forwarded = kernel.get((port, protocol), [0, 0, 0])
+                families["kernel_connections"].add_metric(labels, connections)
+                families["kernel_bytes"].add_metric(labels, forwarded)
         yield from families.values()
 
 

@@ -116,6 +116,13 @@ def test_the_cluster_stack_and_mesh_as_prometheus_sees_them(cluster, web, metric
                                                                          **scrapes)
     assert total(after, "swarmpy_api_request_duration_seconds_count", method="GET", route="/metrics") >= 1
 
+    # the port's other clients go through the kernel, which counts them in its rules
+    assert total(after, "swarmpy_lb_port_path", path="kernel", **port) == 1
+    assert len(served_by(web, requests=10, host=cluster.lab.host_address)) == 2
+    kernel = figures(cluster, metrics_token)
+    assert total(kernel, "swarmpy_lb_kernel_connections_total", **port) - \
+        total(after, "swarmpy_lb_kernel_connections_total", **port) >= 10
+
 
 def test_the_monitoring_stack_scrapes_the_manager(cluster, metrics_token, monkeypatch):
     lab_images.build_preset("prometheus")

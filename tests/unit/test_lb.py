@@ -210,3 +210,13 @@ def test_the_table_kept_on_disk_reads_back_the_same():
     routes = routes_of(service(labels={"com.swarmpy.lb.strategy": "least-conn"}), [task(1), task(2)])
     table = {r.key: r for r in routes}
     assert load(dump(table)) == table
+
+
+def test_the_kernels_counters_are_read_per_port_from_its_rules():
+    from swarmpy.lb import kernel
+    chains = kernel.Chains("cluster0123456789")
+    nat = ("[5:300] -A SWI-cluste-PORTS -p tcp -m tcp --dport 8080 -j SWI-cluste-Pabc\n"
+           "[2:100] -A SWI-cluste-PORTS -p udp -m udp --dport 53 -j SWI-cluste-Pdef\n"
+           "[9:900] -A SWP-other-PRE -p tcp -m tcp --dport 8080 -j X\n")  # not the mesh's
+    forward = "[40:5000] -A SWI-cluste-FWD -p tcp -m conntrack --ctstate DNAT --ctorigdstport 8080 -j ACCEPT\n"
+    assert kernel.read_counters(chains, nat, forward) == {(8080, "tcp"): [5, 40, 5000], (53, "udp"): [2, 0, 0]}
