@@ -42,6 +42,10 @@ def _never_connected(error: requests.ConnectionError) -> bool:
     return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
 
 
+def _deploy_body(stack: dict, objects: dict | None, prune: bool) -> dict:
+    return {"stack": stack, "objects": objects or {}, "prune": prune}
+
+
 class Client:
     def __init__(self, url: str, token: str | None, timeout: float = 60, others: list[str] = (),
                  ca: str | None = None):
@@ -164,8 +168,11 @@ class Client:
         return self.get("/stacks")
 
     def deploy(self, name: str, stack: dict, objects: dict | None = None, prune: bool = False) -> dict:
-        return self.put(f"/stacks/{quote(name, safe='')}", {"stack": stack, "objects": objects or {},
-                                                            "prune": prune})
+        return self.put(f"/stacks/{quote(name, safe='')}", _deploy_body(stack, objects, prune))
+
+    def plan(self, name: str, stack: dict, objects: dict | None = None, prune: bool = False) -> dict:
+        """What `deploy` with the same arguments would change; nothing is."""
+        return self.post(f"/stacks/{quote(name, safe='')}/plan", _deploy_body(stack, objects, prune))
 
     def remove_stack(self, name: str) -> dict:
         return self.delete(f"/stacks/{quote(name, safe='')}")

@@ -67,7 +67,7 @@ def public(record: dict) -> dict:
 
 # routes a stack token may call: (method, rule) -> how to find the stack the call is about
 _OWN_STACK = {
-    ("PUT", "/stacks/<name>"), ("DELETE", "/stacks/<path:name>"), ("GET", "/stacks/<name>/services"),
+    ("PUT", "/stacks/<name>"), ("POST", "/stacks/<name>/plan"), ("DELETE", "/stacks/<path:name>"), ("GET", "/stacks/<name>/services"),
     ("GET", "/stacks/<name>/tasks"),
 }
 _OWN_SERVICE = {

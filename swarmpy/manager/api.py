@@ -36,6 +36,8 @@ MAX_BODY = 8 * 1024 * 1024  # a stack of a thousand services is well under 2 MiB
 DRAIN_LIMIT = 64 * 1024 * 1024  # a larger body gets its 413 without being read
 DEFAULT_MAX_REPLICAS = 10_000  # per service, unless `cluster update --max-replicas` says otherwise
 TOO_LARGE = f"the body is too large: at most {MAX_BODY // (1024 * 1024)} MiB"
+# POST routes that change nothing in the store: no replica need confirm them
+WRITES_NOTHING = {"plan_stack"}
 EVENT_ID = re.compile(r"(\d{1,20})(-\d{1,20})?\Z")  # a Redis stream id, as /events gives them
 
 
@@ -130,7 +132,8 @@ def create_app(ctx: ManagerContext) -> Flask:
     def replicated(response):
         """A change is acknowledged once a replica of the store has it too: a failover to that
         replica loses nothing the API said was done."""
-        if request.method in ("POST", "PUT", "PATCH", "DELETE") and response.status_code < 300:
+        if (request.method in ("POST", "PUT", "PATCH", "DELETE") and response.status_code < 300
+                and request.endpoint not in WRITES_NOTHING):
             try:
                 confirmed = store.wait_replicated(REPLICATION_WAIT)
             except Exception:  # noqa: BLE001 - the store went away after the change
@@ -320,25 +323,44 @@ def create_app(ctx: ManagerContext) -> Flask:
         return jsonify([{"name": name, "services": sum(1 for s in services if s.stack == name)}
                         for name in sorted(store.list_stacks())])
 
-    @app.put("/stacks/<name>")
-    def deploy_stack(name):
-        """All or nothing: a refused deploy writes nothing, its secrets and configs included."""
-        raw = request.get_data(cache=True)
+    def deploy_body(name: str) -> bodies.StackDeploy:
+        """The deploy's body, checked as a deploy is (a plan is refused where the deploy would be)."""
         body = _parse(bodies.StackDeploy, strip="stack")
         validation.check_stack(name, body.stack, **cluster_limits(ctx, g.caller))
         if refused := access.deploy_refusals(g.caller, name, body.stack):
             raise Invalid(refused, status=403)
+        return body
+
+    def plan_deploy(name: str, spec, prune: bool):
+        """(the services now, the new networks, the plan, the stack's record now): nothing written."""
+        existing, stored = store.list_services(stack=name), store.get_stack(name)
+        try:
+            joined = networks.plan_stack_networks(store, name, spec)
+        except networks.NetworkError as e:
+            raise BadRequest(str(e), field=e.field, status=e.status)
+        plan = stacks.plan_stack(name, spec, existing, store.published_ports(), prune,
+                                 networks=joined.by_service, stored=stored)
+        if clashes := stacks.name_clashes(plan, store.service_id_by_name):
+            raise stacks.StackError(clashes, status=409)
+        return existing, joined, plan, stored
+
+    @app.post("/stacks/<name>/plan")
+    def plan_stack(name):
+        """What `PUT /stacks/<name>` would change with this body; nothing is written."""
+        body = deploy_body(name)
+        existing, _, plan, stored = plan_deploy(name, body.stack, body.prune)
+        new_objects = objects.prepare_stack_objects(ctx, name, body.stack, body.objects)
+        tasks = store.tasks_of_services([s.id for s in existing])
+        return jsonify(stacks.describe_plan(plan, body.stack, existing, tasks, stored, new_objects))
+
+    @app.put("/stacks/<name>")
+    def deploy_stack(name):
+        """All or nothing: a refused deploy writes nothing, its secrets and configs included."""
+        raw = request.get_data(cache=True)
+        body = deploy_body(name)
         for attempt in range(3):  # a deploy is declarative: if the cluster moved meanwhile, plan it again
             spec = validation.parse(bodies.StackDeploy, raw).stack if attempt else body.stack  # planning fills in ports
-            existing = store.list_services(stack=name)
-            try:
-                joined = networks.plan_stack_networks(store, name, spec)
-            except networks.NetworkError as e:
-                raise BadRequest(str(e), field=e.field, status=e.status)
-            plan = stacks.plan_stack(name, spec, existing, store.published_ports(), body.prune,
-                                     networks=joined.by_service, stored=store.get_stack(name))
-            if clashes := stacks.name_clashes(plan, store.service_id_by_name):
-                raise stacks.StackError(clashes, status=409)
+            existing, joined, plan, _ = plan_deploy(name, spec, body.prune)
             new_objects = objects.prepare_stack_objects(ctx, name, spec, body.objects)
             objects.write_all(ctx, new_objects)
             try:

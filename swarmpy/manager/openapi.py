@@ -69,6 +69,8 @@ OPERATIONS = (
     Operation("get", "/stacks", "List stacks", tags=("stacks",)),
     Operation("put", "/stacks/{name}", "Deploy or update a stack (all or nothing)", params=NAME,
               body=bodies.StackDeploy, tags=("stacks",)),
+    Operation("post", "/stacks/{name}/plan", "What a deploy with this body would change (nothing is written)",
+              params=NAME, body=bodies.StackDeploy, tags=("stacks",)),
     Operation("delete", "/stacks/{name}", "Remove a stack", params=NAME, tags=("stacks",)),
     Operation("get", "/stacks/{name}/services", "A stack's services", params=NAME, tags=("stacks",)),
     Operation("get", "/stacks/{name}/tasks", "A stack's tasks", params=NAME, tags=("stacks",)),
