@@ -130,8 +130,12 @@ class Client:
     def info(self) -> dict:
         return self.get("/info")
 
-    def events(self, since: str | None = None, block_ms: int = 0) -> dict:
-        return self.get("/events", since=since, block=block_ms)
+    def events(self, since: str | None = None, block_ms: int = 0, types: list[str] = (),
+               names: list[str] = ()) -> dict:
+        """Events after `since` (an event id; None: from now), only of `types` and about `names`
+        when given; waits up to `block_ms` for one."""
+        return self.get("/events", since=since, block=block_ms, type=",".join(types) or None,
+                        name=",".join(names) or None)
 
     # ---------------------------------------------------------------- nodes
 

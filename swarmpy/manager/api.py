@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 import uuid
 from typing import Any
 
@@ -20,6 +21,7 @@ from flask import Flask, Response, g, jsonify, request, stream_with_context
 from werkzeug.exceptions import HTTPException
 
 from swarmpy import __version__
+from swarmpy.manager import events as cluster_events
 from swarmpy.manager import nodes as node_ops
 from swarmpy.manager import access, networks, objects, openapi, services, stacks, views
 from swarmpy.manager.context import ManagerContext
@@ -244,9 +246,20 @@ def create_app(ctx: ManagerContext) -> Flask:
             raise BadRequest(f"since must be an event id as /events gives them (like 1718000000000-0), "
                              f"not {since[:40]!r}", field="since")
         block = _number("block", 0, 0, 30_000)
-        found = store.read_events(since, block_ms=block or None, count=1000)
-        return jsonify(last=found[-1][0] if found else since,
-                       events=[{"id": i, **e} for i, e in found])
+        try:
+            wanted = cluster_events.EventFilter.parse(request.args.get("type", ""), request.args.get("name", ""))
+        except ValueError as e:
+            raise BadRequest(str(e), field="type")
+        deadline = time.monotonic() + block / 1000
+        while True:  # a filter may leave nothing of what came: wait on for the rest of `block`
+            found = store.read_events(since, block_ms=block or None, count=1000)
+            since = found[-1][0] if found else since
+            shown = [e for e in cluster_events.named(store, [{**e, "event_id": i} for i, e in found])
+                     if wanted.matches(e)]
+            block = int((deadline - time.monotonic()) * 1000)
+            if shown or not found or block <= 0:
+                break
+        return jsonify(last=since, events=shown)
 
     # ---------------------------------------------------------------- nodes
 

@@ -56,7 +56,12 @@ OPERATIONS = (
     Operation("patch", "/cluster", "Change the cluster's settings", body=bodies.ClusterUpdate, tags=("cluster",)),
     Operation("get", "/events", "Events after an id, waiting up to `block` ms for one", params=(
         Param("since", {"type": "string"}, description="an event id as /events gives them"),
-        Param("block", {"type": "integer", "minimum": 0, "maximum": 30000})), tags=("cluster",)),
+        Param("block", {"type": "integer", "minimum": 0, "maximum": 30000}),
+        Param("type", {"type": "string"}, description="only these kinds, comma-separated: node, service, task, "
+                                                      "network, stack, secret, config, container"),
+        Param("name", {"type": "string"}, description="only events about these names, comma-separated (a "
+                                                      "service's name matches its tasks' events too)")),
+              tags=("cluster",)),
     Operation("get", "/nodes", "List nodes", tags=("nodes",)),
     Operation("post", "/nodes", "Add a node reached over SSH", body=bodies.NodeAdd, created=True, tags=("nodes",)),
     Operation("get", "/nodes/{ref}", "Inspect a node (id, id prefix or hostname)", params=REF, tags=("nodes",)),
