@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from swarmpy import __version__
 from swarmpy.manager import events as cluster_events
 from swarmpy.manager import nodes as node_ops
-from swarmpy.manager import access, networks, objects, openapi, services, stacks, views
+from swarmpy.manager import access, execs, networks, objects, openapi, services, stacks, views
 from swarmpy.manager.context import ManagerContext
 from swarmpy.model import Availability, Service, has_healthcheck, takes_traffic
 from swarmpy.model import bodies, validation
@@ -38,8 +38,8 @@ MAX_BODY = 8 * 1024 * 1024  # a stack of a thousand services is well under 2 MiB
 DRAIN_LIMIT = 64 * 1024 * 1024  # a larger body gets its 413 without being read
 DEFAULT_MAX_REPLICAS = 10_000  # per service, unless `cluster update --max-replicas` says otherwise
 TOO_LARGE = f"the body is too large: at most {MAX_BODY // (1024 * 1024)} MiB"
-# POST routes that change nothing in the store: no replica need confirm them
-WRITES_NOTHING = {"plan_stack"}
+# POST routes that change nothing the cluster keeps: no replica need confirm them
+WRITES_NOTHING = {"plan_stack", "exec_in_service", "exec_input"}  # an exec's relay is no state to keep
 EVENT_ID = re.compile(r"(\d{1,20})(-\d{1,20})?\Z")  # a Redis stream id, as /events gives them
 
 
@@ -528,6 +528,33 @@ def create_app(ctx: ManagerContext) -> Flask:
             tail = str(_number("tail", 0, 0, 10_000_000))
         lines = node_ops.stream_logs(ctx, service, follow=follow, tail=tail, timestamps=timestamps)
         return Response(stream_with_context(lines), mimetype="text/plain")
+
+    @app.post("/services/<ref>/exec")
+    def exec_in_service(ref):
+        """Open an exec in a running task; its output is read at /exec/<id>, its stdin sent to /exec/<id>/input."""
+        b = _parse(bodies.ExecStart)
+        validation.check_exec(b)
+        try:
+            return jsonify(execs.start(ctx, store.find_service(ref), b)), 201
+        except execs.ExecError as e:
+            raise BadRequest(str(e), field=e.field, status=e.status)
+
+    def known_exec(exec_id: str) -> None:
+        if store.exec_record(exec_id) is None:
+            raise NotFound(f"exec {exec_id} not found")
+
+    @app.get("/exec/<exec_id>")
+    def exec_output(exec_id):
+        known_exec(exec_id)
+        return Response(stream_with_context(execs.output(ctx, exec_id)), mimetype="application/x-ndjson")
+
+    @app.post("/exec/<exec_id>/input")
+    def exec_input(exec_id):
+        b = _parse(bodies.ExecInput)
+        validation.check_exec_input(b)
+        known_exec(exec_id)
+        execs.send(ctx, exec_id, b)
+        return jsonify(sent=True)
 
     @app.get("/tasks")
     def list_tasks():

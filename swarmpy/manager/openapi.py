@@ -34,6 +34,7 @@ class Operation:
     params: tuple[Param, ...] = ()
     created: bool = False  # 201 rather than 200
     public: bool = False  # no token needed
+    content: str = "application/json"  # of the answer
     tags: tuple[str, ...] = field(default=())
 
 
@@ -94,7 +95,15 @@ OPERATIONS = (
     Operation("get", "/services/{ref}/tasks", "A service's tasks", params=REF, tags=("services",)),
     Operation("get", "/services/{ref}/logs", "A service's logs (text)", params=REF + (
         _flag("follow", "keep streaming"), _flag("timestamps", "prefix each line with its time"),
-        Param("tail", {"type": "string", "pattern": "^(all|[0-9]{1,8})$"})), tags=("services",)),
+        Param("tail", {"type": "string", "pattern": "^(all|[0-9]{1,8})$"})), content="text/plain",
+              tags=("services",)),
+    Operation("post", "/services/{ref}/exec", "Open an exec of a command in a running task of the service",
+              params=REF, body=bodies.ExecStart, created=True, tags=("services",)),
+    Operation("get", "/exec/{exec_id}", "An exec's output: one JSON frame a line ({out|err: base64}), the last "
+              "{exit: code} or {error: why}", params=(_path("exec_id"),), content="application/x-ndjson",
+              tags=("services",)),
+    Operation("post", "/exec/{exec_id}/input", "Send an exec its stdin (base64), its end, or a terminal size",
+              params=(_path("exec_id"),), body=bodies.ExecInput, tags=("services",)),
     Operation("get", "/tasks", "List tasks", params=(Param("node", {"type": "string"}),
                                                      Param("stack", {"type": "string"})), tags=("tasks",)),
     *(op for kind in ("secrets", "configs") for op in (
@@ -138,8 +147,7 @@ def document() -> dict:
         ok = "201" if op.created else "200"
         entry = {"summary": op.summary, "operationId": f"{op.method}{op.path}", "tags": list(op.tags),
                  "responses": {ok: {"description": "done",
-                                    "content": {"text/plain" if op.path.endswith("/logs") else "application/json":
-                                                {"schema": {}}}},
+                                    "content": {op.content: {"schema": {}}}},
                                "400": _error("a bad request: the path names the field"),
                                "403": _error("not for this token (a stack token outside its stack)"),
                                "404": _error("no such object"), "409": _error("a conflict with the cluster's state"),

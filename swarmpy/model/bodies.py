@@ -106,3 +106,26 @@ class ClusterUpdate(Serializable):
 class TokenCreate(Serializable):
     stack: str
     allow_privileged: bool = False  # this stack's services may use the dangerous options
+
+
+@dataclass
+class ExecStart(Serializable):
+    """`service exec`: the command to run in a running task of the service (the first, or the
+    one of `slot`), with a TTY of `width`x`height` and the client's stdin when asked."""
+
+    cmd: list[str]
+    slot: int | None = None
+    tty: bool = False
+    stdin: bool = False
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class ExecInput(Serializable):
+    """What the client typed (base64), the end of its stdin, or its terminal's new size."""
+
+    data: str = ""
+    eof: bool = False
+    width: int | None = None
+    height: int | None = None
