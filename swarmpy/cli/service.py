@@ -180,6 +180,10 @@ def exec_(client, interactive, tty, target, command):
     """Run a command in a running task of a service, wherever it runs (the first task, or SLOT's),
     and exit with its exit code: swarmpy service exec -it web.2 -- sh"""
     from swarmpy.cli import exec_session
+    if command[0] == "--":  # options end at SERVICE already: a `--` after it is only the usual separator
+        command = command[1:]
+    if not command:
+        raise click.UsageError("no command to run: swarmpy service exec SERVICE[.SLOT] -- CMD [ARG...]")
     service, _, slot = target.rpartition(".")
     if not (service and slot.isdigit()):
         service, slot = target, ""

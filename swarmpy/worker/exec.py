@@ -30,9 +30,12 @@ def _relay_output(store, exec_id: str, sock, tty: bool) -> None:
             _out(store, exec_id, **{"err" if stream == STDERR else "out": base64.b64encode(data).decode()})
 
 
-def _shutdown_write(sock) -> None:
-    """The command's stdin ends (EOF), its output still comes."""
-    if isinstance(sock, socket.socket):
+def _end_input(sock, tty: bool) -> None:
+    """The command's stdin ends (EOF), its output still comes. A TTY's end is Ctrl-D, as typed
+    (the engine ends a TTY's whole session, output too, when its input closes)."""
+    if tty:
+        sock.sendall(b"\x04")
+    elif isinstance(sock, socket.socket):
         sock.shutdown(socket.SHUT_WR)
     else:  # a paramiko channel (an engine reached over SSH)
         sock.shutdown_write()
@@ -70,7 +73,7 @@ def run_exec(exec_id: str, node_id: str, container_id: str, cmd: list[str], tty:
                     width, height = (int(v) for v in entry["size"].split("x"))
                     api.exec_resize(made["Id"], height=height, width=width)
                 if entry.get("eof"):
-                    _shutdown_write(sock)
+                    _end_input(sock, tty)
         reader.join(timeout=5)
         code = None
         for _ in range(50):  # the engine records the exit code a moment after the stream ends
