@@ -17,6 +17,10 @@ def _value(v: Any) -> str:
     return json.dumps(v, separators=(",", ":"))
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' * (n != 1)}"
+
+
 def _tasks(refs: list[dict]) -> str:
     return ", ".join(r["name"] for r in refs)
 
@@ -27,29 +31,26 @@ def render(plan: dict) -> list[str]:
     for s in plan["services"]:
         name, action = s["name"], s["action"]
         if action == "create":
-            many = "global" if s["mode"].startswith("global") else f"{s['replicas']} replica{'s' * (s['replicas'] != 1)}"
+            many = "global" if s["mode"].startswith("global") else _count(s["replicas"], "replica")
             lines.append(f"+ {name} (new, {many})")
         elif action == "remove":
             lines.append(f"- {name} (removed: not in the file, and --prune)" +
-                         (f"; stops {len(s['stop'])} tasks ({_tasks(s['stop'])})" if s["stop"] else ""))
+                         (f"; stops {_count(len(s['stop']), 'task')} ({_tasks(s['stop'])})" if s["stop"] else ""))
         elif action == "keep":
             lines.append(f"  {name} (not in the file: kept; --prune would remove it)")
         elif action == "unchanged":
             lines.append(f"= {name} (unchanged)")
         else:
-            changes = s["changes"] or [{"field": "(no field: only its networks' or objects' names)", "old": None,
-                                        "new": None}]
-            lines += [f"~ {name}: {c['field']} {_value(c['old'])} -> {_value(c['new'])}" for c in changes]
+            lines += [f"~ {name}: {c['field']} {_value(c['old'])} -> {_value(c['new'])}" for c in s["changes"]]
             if s["replace"]:
                 uc = s["update_config"]
-                lines.append(f"    replaces {len(s['replace'])} task{'s' * (len(s['replace']) != 1)} "
-                             f"({_tasks(s['replace'])}) under update_config: parallelism {uc['parallelism']}, "
-                             f"{uc['order']}")
+                lines.append(f"    replaces {_count(len(s['replace']), 'task')} ({_tasks(s['replace'])}) "
+                             f"under update_config: parallelism {uc['parallelism']}, {uc['order']}")
                 replaced += len(s["replace"])
             if s["stop"]:
-                lines.append(f"    stops {len(s['stop'])} task{'s' * (len(s['stop']) != 1)} ({_tasks(s['stop'])})")
+                lines.append(f"    stops {_count(len(s['stop']), 'task')} ({_tasks(s['stop'])})")
             if s["start"]:
-                lines.append(f"    starts {s['start']} new task{'s' * (s['start'] != 1)}")
+                lines.append(f"    starts {_count(s['start'], 'new task')}")
             if not (s["replace"] or s["stop"] or s["start"]):
                 lines.append("    its tasks stay as they are")
         if action in counts:
@@ -57,5 +58,5 @@ def render(plan: dict) -> list[str]:
     for obj in plan.get("objects", []):
         lines.append(f"+ {obj['kind']} {obj['name']} (new)")
     lines.append(f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['remove']} to remove; "
-                 f"{replaced} task{'s' * (replaced != 1)} replaced.")
+                 f"{_count(replaced, 'task')} replaced.")
     return lines
