@@ -21,6 +21,8 @@ from swarmpy.model import DesiredState, Service, TaskState
 from swarmpy.model.bodies import ExecInput, ExecStart
 
 START_TIMEOUT = 30.0  # a job that has not opened the exec by then is not coming (no worker reaches the node)
+# a silent exec still writes this often: a write is how a client that went is noticed (and its exec ended)
+BEAT = 15.0
 
 
 class ExecError(Exception):
@@ -53,13 +55,18 @@ def start(ctx: ManagerContext, service: Service, body: ExecStart) -> dict:
 
 
 def output(ctx: ManagerContext, exec_id: str) -> Iterator[str]:
-    """The exec's frames, one JSON object a line: {"out"|"err": base64}, then {"exit": code} or
-    {"error": why}. Leaving early (the client went) ends the exec's session."""
+    """The exec's frames, one JSON object a line: {"out"|"err": base64}, {"beat": 1} when silent,
+    then {"exit": code} or {"error": why}. Leaving early (the client went) ends the exec's session."""
     store, cursor, started, deadline = ctx.store, "0-0", False, time.monotonic() + START_TIMEOUT
+    said = time.monotonic()
     try:
         while True:
             frames = store.read_exec(exec_id, "out", cursor, block_ms=1000)
+            if not frames and time.monotonic() - said > BEAT:
+                said = time.monotonic()
+                yield '{"beat": 1}\n'
             for entry_id, entry in frames:
+                said = time.monotonic()
                 cursor = entry_id
                 if "started" in entry:
                     started = True

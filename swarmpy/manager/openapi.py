@@ -99,8 +99,8 @@ OPERATIONS = (
               tags=("services",)),
     Operation("post", "/services/{ref}/exec", "Open an exec of a command in a running task of the service",
               params=REF, body=bodies.ExecStart, created=True, tags=("services",)),
-    Operation("get", "/exec/{exec_id}", "An exec's output: one JSON frame a line ({out|err: base64}), the last "
-              "{exit: code} or {error: why}", params=(_path("exec_id"),), content="application/x-ndjson",
+    Operation("get", "/exec/{exec_id}", "An exec's output: one JSON frame a line ({out|err: base64}, {beat: 1} "
+              "when silent), the last {exit: code} or {error: why}", params=(_path("exec_id"),), content="application/x-ndjson",
               tags=("services",)),
     Operation("post", "/exec/{exec_id}/input", "Send an exec its stdin (base64), its end, or a terminal size",
               params=(_path("exec_id"),), body=bodies.ExecInput, tags=("services",)),
