@@ -41,7 +41,7 @@ def run(client, ref: str, slot: int | None, command: list[str], interactive: boo
         import termios
         import tty as terminal
         saved = termios.tcgetattr(sys.stdin.fileno())
-        terminal.setraw(sys.stdin.fileno())
+        terminal.setraw(sys.stdin.fileno(), termios.TCSANOW)  # keys typed ahead are kept
         signal.signal(signal.SIGWINCH, lambda *_: client.exec_input(exec_id, size=_size()))
     if interactive:
         threading.Thread(target=_pump_stdin, args=(client, exec_id), daemon=True).start()

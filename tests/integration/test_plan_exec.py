@@ -4,6 +4,9 @@ takes in the tasks that start after it began. Asserted on the engines."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import subprocess
 import sys
 import threading
@@ -98,6 +101,23 @@ def test_exec_runs_in_a_task_on_another_node_with_its_exit_code_stdin_and_a_tty(
                             check=False)
         assert shell.returncode == 4 and "/dev/pts/" in shell.stdout and "typed" in shell.stdout
 
+        late = cluster.cli("service", "exec", "plx_exec", "--", "sh", "-c", "sleep 17; echo late")
+        assert late.stdout == "late\n"  # a silence longer than the manager's beat is no end
+
+        # -it on a terminal: raw, its keys reach the command as typed
+        parent, child = pty.openpty()
+        shell = subprocess.Popen([sys.executable, "-m", "swarmpy", "service", "exec", "-it", "plx_exec", "--", "sh"],
+                                 env=cluster.env, stdin=child, stdout=child, stderr=child)
+        os.close(child)
+        try:
+            seen = read_until(parent, shell, b"# ")  # the shell's prompt
+            os.write(parent, b"echo in-$((6*7)); exit 5\r")
+            seen += read_until(parent, shell, None)
+            assert shell.wait(10) == 5 and b"in-42" in seen, seen
+        finally:
+            shell.kill()
+            os.close(parent)
+
         missing = cluster.cli("service", "exec", "plx_exec.9", "--", "true", check=False)
         assert missing.returncode == 1 and "plx_exec.9 is not running" in missing.stderr
         # a stack token may not exec in a task outside its stack
@@ -106,6 +126,18 @@ def test_exec_runs_in_a_task_on_another_node_with_its_exit_code_stdin_and_a_tty(
         assert refused.returncode == 1 and "forbidden" in refused.stderr
     finally:
         cluster.cli("service", "rm", "plx_exec", check=False)
+
+
+def read_until(fd: int, process: subprocess.Popen, wanted: bytes | None, timeout: float = 30) -> bytes:
+    """What a terminal shows until `wanted` (None: until the process ends)."""
+    seen, deadline = b"", time.time() + timeout
+    while time.time() < deadline and (wanted is None or wanted not in seen) and process.poll() is None:
+        if select.select([fd], [], [], 0.5)[0]:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:  # the terminal's other side closed
+                break
+    return seen
 
 
 def follow(cluster, *args: str) -> tuple[subprocess.Popen, list[str]]:
