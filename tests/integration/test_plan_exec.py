@@ -186,6 +186,8 @@ def test_logs_follow_takes_in_tasks_that_start_after_it_began(cluster):
                  what=lambda: f"lines of the new tasks (got {tasks_heard()})")
         assert {line.rsplit("tick-", 1)[1].strip() for line in list(lines) if "tick-" in line} == started
         assert process.poll() is None  # still following
+        once = cluster.cli("service", "logs", "--tail", "1", "plx_logs", timeout=30).stdout.splitlines()
+        assert sorted(line.split("@")[0] for line in once) == ["plx_logs.1", "plx_logs.2", "plx_logs.3"]
     finally:
         process.terminate()
         process.wait(10)
