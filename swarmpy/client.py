@@ -11,7 +11,9 @@ When a manager does not answer, the next one is asked. The token:
 
 from __future__ import annotations
 
+import base64
 import os
+from json import loads as json_loads
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -42,6 +44,10 @@ def _never_connected(error: requests.ConnectionError) -> bool:
     return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
 
 
+def _deploy_body(stack: dict, objects: dict | None, prune: bool) -> dict:
+    return {"stack": stack, "objects": objects or {}, "prune": prune}
+
+
 class Client:
     def __init__(self, url: str, token: str | None, timeout: float = 60, others: list[str] = (),
                  ca: str | None = None):
@@ -58,6 +64,7 @@ class Client:
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
         self.timeout = timeout
+        self._side: requests.Session | None = None  # exec input's, beside a streamed answer
 
     @classmethod
     def from_env(cls, host: str | None = None, state_dir: str | None = None) -> "Client":
@@ -72,9 +79,10 @@ class Client:
     # ---------------------------------------------------------------- transport
 
     def request(self, method: str, path: str, json: Any = None, params: dict | None = None,
-                timeout: float | None = None, stream: bool = False) -> requests.Response:
+                timeout: float | None = None, stream: bool = False,
+                session: requests.Session | None = None) -> requests.Response:
         try:
-            response = self._send(method, path, json, params, timeout, stream)
+            response = self._send(method, path, json, params, timeout, stream, session or self.session)
         except requests.exceptions.SSLError as e:
             raise ClientError(f"{self.url}: the manager's certificate is not one the cluster's CA signed "
                               "(SWARMPY_CA, or ca.crt in the state dir): refusing to talk to it") from e
@@ -93,14 +101,14 @@ class Client:
                               body.get("problems"))
         return response
 
-    def _send(self, method, path, json, params, timeout, stream) -> requests.Response:
+    def _send(self, method, path, json, params, timeout, stream, session) -> requests.Response:
         """The request to the manager in use; when it cannot be reached, to the next (and that one
         is used from then on). A request that reached a manager is never sent twice."""
         while True:
             try:
-                return self.session.request(method, self.url + path, json=json, params=params,
-                                            timeout=(min(5.0, timeout or self.timeout), timeout or self.timeout),
-                                            stream=stream)
+                return session.request(method, self.url + path, json=json, params=params,
+                                       timeout=(min(5.0, timeout or self.timeout), timeout or self.timeout),
+                                       stream=stream)
             except requests.ConnectionError as e:
                 if not self.others or not _never_connected(e):
                     raise
@@ -126,8 +134,12 @@ class Client:
     def info(self) -> dict:
         return self.get("/info")
 
-    def events(self, since: str | None = None, block_ms: int = 0) -> dict:
-        return self.get("/events", since=since, block=block_ms)
+    def events(self, since: str | None = None, block_ms: int = 0, types: list[str] = (),
+               names: list[str] = ()) -> dict:
+        """Events after `since` (an event id; None: from now), only of `types` and about `names`
+        when given; waits up to `block_ms` for one."""
+        return self.get("/events", since=since, block=block_ms, type=",".join(types) or None,
+                        name=",".join(names) or None)
 
     # ---------------------------------------------------------------- nodes
 
@@ -164,8 +176,11 @@ class Client:
         return self.get("/stacks")
 
     def deploy(self, name: str, stack: dict, objects: dict | None = None, prune: bool = False) -> dict:
-        return self.put(f"/stacks/{quote(name, safe='')}", {"stack": stack, "objects": objects or {},
-                                                            "prune": prune})
+        return self.put(f"/stacks/{quote(name, safe='')}", _deploy_body(stack, objects, prune))
+
+    def plan(self, name: str, stack: dict, objects: dict | None = None, prune: bool = False) -> dict:
+        """What `deploy` with the same arguments would change; nothing is."""
+        return self.post(f"/stacks/{quote(name, safe='')}/plan", _deploy_body(stack, objects, prune))
 
     def remove_stack(self, name: str) -> dict:
         return self.delete(f"/stacks/{quote(name, safe='')}")
@@ -206,6 +221,33 @@ class Client:
                                 timeout=None if follow else self.timeout, stream=True)
         with response:
             yield from response.iter_lines(decode_unicode=True)
+
+    def exec_start(self, ref: str, cmd: list[str], slot: int | None = None, tty: bool = False,
+                   stdin: bool = False, size: tuple[int, int] | None = None) -> dict:
+        """Open an exec in a running task of the service: {id, task, node, container_id}."""
+        width, height = size or (None, None)
+        return self.post(f"/services/{quote(ref, safe='')}/exec", {"cmd": list(cmd), "slot": slot, "tty": tty,
+                                                                    "stdin": stdin, "width": width, "height": height})
+
+    def exec_output(self, exec_id: str) -> Iterator[dict]:
+        """The exec's frames as they come ({out|err: base64}; the last {exit: code} or {error: why})."""
+        response = self.request("GET", f"/exec/{quote(exec_id, safe='')}", timeout=None, stream=True)
+        with response:
+            for line in response.iter_lines():
+                if line:
+                    yield json_loads(line)
+
+    def exec_input(self, exec_id: str, data: bytes = b"", eof: bool = False,
+                   size: tuple[int, int] | None = None) -> None:
+        """Stdin for the exec, its end, or a terminal's new size. Safe beside `exec_output` in
+        another thread: it has a session of its own."""
+        if self._side is None:
+            self._side = requests.Session()
+            self._side.verify, self._side.trust_env = self.session.verify, False
+            self._side.headers.update(self.session.headers)
+        width, height = size or (None, None)
+        body = {"data": base64.b64encode(data).decode(), "eof": eof, "width": width, "height": height}
+        self.request("POST", f"/exec/{quote(exec_id, safe='')}/input", json=body, session=self._side)
 
     # ---------------------------------------------------------------- secrets and configs
 

@@ -19,6 +19,7 @@ COMMANDS = {
     "config": "swarmpy.cli.config:group",
     "lab": "swarmpy.cli.lab:group",
     "token": "swarmpy.cli.token:group",
+    "events": "swarmpy.cli.events:events",
     "cluster": "swarmpy.cli.cluster:cluster_group",
     "init": "swarmpy.cli.cluster:init",
     "leave": "swarmpy.cli.cluster:leave",

@@ -22,7 +22,7 @@ SERVICE_COLUMNS = ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
 
 @click.group("service")
 def group():
-    """Create, update, roll back, list, inspect, scale and remove services; read their logs."""
+    """Create, update, roll back, list, inspect, scale and remove services; read their logs; exec in their tasks."""
 
 
 def _check(spec: ServiceSpec, full_name: str, key: str) -> None:
@@ -168,6 +168,26 @@ def logs(client, service, follow, tail, timestamps):
             click.echo(line)
     except KeyboardInterrupt:
         pass
+
+
+@group.command("exec", context_settings={"allow_interspersed_args": False})  # flags after SERVICE are the command's
+@click.option("--interactive", "-i", is_flag=True, help="Send this terminal's stdin to the command.")
+@click.option("--tty", "-t", is_flag=True, help="Give the command a TTY.")
+@click.argument("target", metavar="SERVICE[.SLOT]")
+@click.argument("command", nargs=-1, required=True)
+@with_client
+def exec_(client, interactive, tty, target, command):
+    """Run a command in a running task of a service, wherever it runs (the first task, or SLOT's),
+    and exit with its exit code: swarmpy service exec -it web.2 -- sh"""
+    from swarmpy.cli import exec_session
+    if command[0] == "--":  # options end at SERVICE already: a `--` after it is only the usual separator
+        command = command[1:]
+    if not command:
+        raise click.UsageError("no command to run: swarmpy service exec SERVICE[.SLOT] -- CMD [ARG...]")
+    service, _, slot = target.rpartition(".")
+    if not (service and slot.isdigit()):
+        service, slot = target, ""
+    sys.exit(exec_session.run(client, service, int(slot) if slot else None, list(command), interactive, tty))
 
 
 @group.command("rm")

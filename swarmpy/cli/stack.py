@@ -12,6 +12,7 @@ import yaml
 
 from swarmpy.cli.common import (EXIT_ERROR, TASK_COLUMNS, console, fail, format_option,
                                 show, task_rows, with_client)
+from swarmpy.cli.plan import render as render_plan
 from swarmpy.cli.progress import wait_converged
 from swarmpy.cli.service import SERVICE_COLUMNS, service_rows
 from swarmpy.client import ClientError
@@ -37,8 +38,13 @@ def _load(files, name: str | None = None):
     return stack
 
 
+prune_option = click.option("--prune", is_flag=True, help="Remove services that are no longer in the files.")
+files_option = click.option("-c", "--compose-file", "files", multiple=True, required=True,
+                            help="Compose file (repeat to merge).")
+
+
 @group.command("config")
-@click.option("-c", "--compose-file", "files", multiple=True, required=True, help="Compose file (repeat to merge).")
+@files_option
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 def config_cmd(files, fmt):
     """Print the normalized stack of the Compose files; needs no cluster."""
@@ -86,22 +92,45 @@ def _object_contents(stack) -> dict:
     return out
 
 
-@group.command("deploy")
-@click.option("-c", "--compose-file", "files", multiple=True, required=True, help="Compose file (repeat to merge).")
-@click.option("--prune", is_flag=True, help="Remove services that are no longer in the files.")
-@click.option("--detach", "-d", is_flag=True, help="Return at once instead of waiting for the services to converge.")
-@click.option("--timeout", default=300.0, show_default=True, type=float,
-              help="Seconds to wait for the services to converge.")
-@click.argument("name")
-@with_client
-def deploy(client, files, prune, detach, timeout, name):
-    """Deploy a new stack or update an existing one."""
+def _checked(files, name: str):
+    """The stack of the files, checked by the manager's own rules before anything is sent."""
     stack = _load(files, name)
-    problems = validation.stack_problems(name, stack)  # the manager's own rules, before anything is sent
+    problems = validation.stack_problems(name, stack)
     for path, message in problems:
         click.echo(f"error: {path}: {message}", err=True)
     if problems:
         sys.exit(EXIT_ERROR)
+    return stack
+
+
+def _show_plan(client, files, name: str, prune: bool, fmt: str) -> None:
+    stack = _checked(files, name)
+    plan = client.plan(name, stack.to_dict(), _object_contents(stack), prune)
+    if fmt == "json":
+        click.echo(json.dumps(plan, indent=2))
+    else:
+        for line in render_plan(plan):
+            click.echo(line)
+
+
+@group.command("deploy")
+@files_option
+@prune_option
+@click.option("--detach", "-d", is_flag=True, help="Return at once instead of waiting for the services to converge.")
+@click.option("--timeout", default=300.0, show_default=True, type=float,
+              help="Seconds to wait for the services to converge.")
+@click.option("--plan", "plan_only", is_flag=True,
+              help="Only print what the deploy would change (per service and field) and which tasks it would "
+                   "replace; change nothing.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="With --plan: the plan as text or JSON.")
+@click.argument("name")
+@with_client
+def deploy(client, files, prune, detach, timeout, plan_only, fmt, name):
+    """Deploy a new stack or update an existing one (--plan: only say what would change)."""
+    if plan_only:
+        return _show_plan(client, files, name, prune, fmt)
+    stack = _checked(files, name)
     try:  # the versions before: an update this deploy starts is newer (its outcome is the command's)
         before = {s["name"]: s["spec_version"] for s in client.stack_services(name)}
     except ClientError as e:
@@ -133,6 +162,17 @@ def _print_published(client, stack: str) -> None:
                 protocol = target.rpartition("/")[2]
                 console.print(f"{service['name']} answers at {host}:{published}/{protocol} "
                               "(and on every other manager)")
+
+
+@group.command("diff")
+@files_option
+@prune_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.argument("name")
+@with_client
+def diff(client, files, prune, fmt, name):
+    """What `stack deploy` of the files would change; changes nothing (as `stack deploy --plan`)."""
+    _show_plan(client, files, name, prune, fmt)
 
 
 @group.command("ls")

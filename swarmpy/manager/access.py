@@ -2,7 +2,7 @@
 
 The cluster token (the state dir's `token`) may do everything. A stack token
 (`swarmpy token create --stack NAME`, a CI pipeline's) may deploy, read, scale,
-update, roll back and remove that one stack, and nothing else (no `service create`): every other call gets 403. Such a
+update, roll back, exec in and remove that one stack, and nothing else (no `service create`): every other call gets 403. Such a
 deploy may not reach outside its stack either: no external secret, config or
 network (they belong to others), and dangerous options only when the token
 was made to allow them. A metrics token (`swarmpy token create --metrics`, a
@@ -71,13 +71,15 @@ def public(record: dict) -> dict:
 
 # routes a stack token may call: (method, rule) -> how to find the stack the call is about
 _OWN_STACK = {
-    ("PUT", "/stacks/<name>"), ("DELETE", "/stacks/<path:name>"), ("GET", "/stacks/<name>/services"),
+    ("PUT", "/stacks/<name>"), ("POST", "/stacks/<name>/plan"), ("DELETE", "/stacks/<path:name>"), ("GET", "/stacks/<name>/services"),
     ("GET", "/stacks/<name>/tasks"),
 }
 _OWN_SERVICE = {
     ("GET", "/services/<ref>"), ("GET", "/services/<ref>/tasks"), ("GET", "/services/<ref>/logs"),
     ("PATCH", "/services/<ref>"), ("POST", "/services/<ref>/update"), ("POST", "/services/<ref>/rollback"),
+    ("POST", "/services/<ref>/exec"),
 }
+_OWN_EXEC = {("GET", "/exec/<exec_id>"), ("POST", "/exec/<exec_id>/input")}
 _BY_QUERY = {("GET", "/services"), ("GET", "/tasks")}
 _ANYONE = {("GET", "/info")}
 
@@ -97,6 +99,9 @@ def refusal(caller: Caller, store: Store, method: str, rule: str, view_args: dic
         except NotFound:
             return mine  # no telling which names exist outside its stack
         return None if stack == caller.stack else mine
+    if (method, rule) in _OWN_EXEC:
+        record = store.exec_record(view_args.get("exec_id", ""))
+        return None if record is not None and record["stack"] == caller.stack else mine
     if (method, rule) in _BY_QUERY:
         return None if args.get("stack") == caller.stack and not args.get("node") else \
             f"{mine}: ask with ?stack={caller.stack}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 import uuid
 from typing import Any
 
@@ -20,8 +21,9 @@ from flask import Flask, Response, g, jsonify, request, stream_with_context
 from werkzeug.exceptions import HTTPException
 
 from swarmpy import __version__
+from swarmpy.manager import events as cluster_events
 from swarmpy.manager import nodes as node_ops
-from swarmpy.manager import access, metrics, networks, objects, openapi, services, stacks, views
+from swarmpy.manager import access, execs, metrics, networks, objects, openapi, services, stacks, views
 from swarmpy.manager.context import ManagerContext
 from swarmpy.manager.ui import NAME as DASHBOARD, blueprint as dashboard
 from swarmpy.model import Availability, Service, has_healthcheck, takes_traffic
@@ -37,6 +39,8 @@ MAX_BODY = 8 * 1024 * 1024  # a stack of a thousand services is well under 2 MiB
 DRAIN_LIMIT = 64 * 1024 * 1024  # a larger body gets its 413 without being read
 DEFAULT_MAX_REPLICAS = 10_000  # per service, unless `cluster update --max-replicas` says otherwise
 TOO_LARGE = f"the body is too large: at most {MAX_BODY // (1024 * 1024)} MiB"
+# POST routes that change nothing the cluster keeps: no replica need confirm them
+WRITES_NOTHING = {"plan_stack", "exec_in_service", "exec_input"}  # an exec's relay is no state to keep
 EVENT_ID = re.compile(r"(\d{1,20})(-\d{1,20})?\Z")  # a Redis stream id, as /events gives them
 
 
@@ -134,7 +138,8 @@ def create_app(ctx: ManagerContext) -> Flask:
     def replicated(response):
         """A change is acknowledged once a replica of the store has it too: a failover to that
         replica loses nothing the API said was done."""
-        if request.method in ("POST", "PUT", "PATCH", "DELETE") and response.status_code < 300:
+        if (request.method in ("POST", "PUT", "PATCH", "DELETE") and response.status_code < 300
+                and request.endpoint not in WRITES_NOTHING):
             try:
                 confirmed = store.wait_replicated(REPLICATION_WAIT)
             except Exception:  # noqa: BLE001 - the store went away after the change
@@ -248,9 +253,20 @@ def create_app(ctx: ManagerContext) -> Flask:
             raise BadRequest(f"since must be an event id as /events gives them (like 1718000000000-0), "
                              f"not {since[:40]!r}", field="since")
         block = _number("block", 0, 0, 30_000)
-        found = store.read_events(since, block_ms=block or None, count=1000)
-        return jsonify(last=found[-1][0] if found else since,
-                       events=[{"id": i, **e} for i, e in found])
+        try:
+            wanted = cluster_events.EventFilter.parse(request.args.get("type", ""), request.args.get("name", ""))
+        except ValueError as e:
+            raise BadRequest(str(e), field="type")
+        deadline = time.monotonic() + block / 1000
+        while True:  # a filter may leave nothing of what came: wait on for the rest of `block`
+            found = store.read_events(since, block_ms=block or None, count=1000)
+            since = found[-1][0] if found else since
+            shown = [e for e in cluster_events.named(store, [{**e, "event_id": i} for i, e in found])
+                     if wanted.matches(e)]
+            block = int((deadline - time.monotonic()) * 1000)
+            if shown or not found or block <= 0:
+                break
+        return jsonify(last=since, events=shown)
 
     # ---------------------------------------------------------------- nodes
 
@@ -327,25 +343,44 @@ def create_app(ctx: ManagerContext) -> Flask:
         return jsonify([{"name": name, "services": sum(1 for s in services if s.stack == name)}
                         for name in sorted(store.list_stacks())])
 
-    @app.put("/stacks/<name>")
-    def deploy_stack(name):
-        """All or nothing: a refused deploy writes nothing, its secrets and configs included."""
-        raw = request.get_data(cache=True)
+    def deploy_body(name: str) -> bodies.StackDeploy:
+        """The deploy's body, checked as a deploy is (a plan is refused where the deploy would be)."""
         body = _parse(bodies.StackDeploy, strip="stack")
         validation.check_stack(name, body.stack, **cluster_limits(ctx, g.caller))
         if refused := access.deploy_refusals(g.caller, name, body.stack):
             raise Invalid(refused, status=403)
+        return body
+
+    def plan_deploy(name: str, spec, prune: bool):
+        """(the services now, the new networks, the plan, the stack's record now): nothing written."""
+        existing, stored = store.list_services(stack=name), store.get_stack(name)
+        try:
+            joined = networks.plan_stack_networks(store, name, spec)
+        except networks.NetworkError as e:
+            raise BadRequest(str(e), field=e.field, status=e.status)
+        plan = stacks.plan_stack(name, spec, existing, store.published_ports(), prune,
+                                 networks=joined.by_service, stored=stored)
+        if clashes := stacks.name_clashes(plan, store.service_id_by_name):
+            raise stacks.StackError(clashes, status=409)
+        return existing, joined, plan, stored
+
+    @app.post("/stacks/<name>/plan")
+    def plan_stack(name):
+        """What `PUT /stacks/<name>` would change with this body; nothing is written."""
+        body = deploy_body(name)
+        existing, _, plan, stored = plan_deploy(name, body.stack, body.prune)
+        new_objects = objects.prepare_stack_objects(ctx, name, body.stack, body.objects)
+        tasks = store.tasks_of_services([s.id for s in existing])
+        return jsonify(stacks.describe_plan(plan, body.stack, existing, tasks, stored, new_objects))
+
+    @app.put("/stacks/<name>")
+    def deploy_stack(name):
+        """All or nothing: a refused deploy writes nothing, its secrets and configs included."""
+        raw = request.get_data(cache=True)
+        body = deploy_body(name)
         for attempt in range(3):  # a deploy is declarative: if the cluster moved meanwhile, plan it again
             spec = validation.parse(bodies.StackDeploy, raw).stack if attempt else body.stack  # planning fills in ports
-            existing = store.list_services(stack=name)
-            try:
-                joined = networks.plan_stack_networks(store, name, spec)
-            except networks.NetworkError as e:
-                raise BadRequest(str(e), field=e.field, status=e.status)
-            plan = stacks.plan_stack(name, spec, existing, store.published_ports(), body.prune,
-                                     networks=joined.by_service, stored=store.get_stack(name))
-            if clashes := stacks.name_clashes(plan, store.service_id_by_name):
-                raise stacks.StackError(clashes, status=409)
+            existing, joined, plan, _ = plan_deploy(name, spec, body.prune)
             new_objects = objects.prepare_stack_objects(ctx, name, spec, body.objects)
             objects.write_all(ctx, new_objects)
             try:
@@ -500,6 +535,33 @@ def create_app(ctx: ManagerContext) -> Flask:
             tail = str(_number("tail", 0, 0, 10_000_000))
         lines = node_ops.stream_logs(ctx, service, follow=follow, tail=tail, timestamps=timestamps)
         return Response(stream_with_context(lines), mimetype="text/plain")
+
+    @app.post("/services/<ref>/exec")
+    def exec_in_service(ref):
+        """Open an exec in a running task; its output is read at /exec/<id>, its stdin sent to /exec/<id>/input."""
+        b = _parse(bodies.ExecStart)
+        validation.check_exec(b)
+        try:
+            return jsonify(execs.start(ctx, store.find_service(ref), b)), 201
+        except execs.ExecError as e:
+            raise BadRequest(str(e), field=e.field, status=e.status)
+
+    def known_exec(exec_id: str) -> None:
+        if store.exec_record(exec_id) is None:
+            raise NotFound(f"exec {exec_id} not found")
+
+    @app.get("/exec/<exec_id>")
+    def exec_output(exec_id):
+        known_exec(exec_id)
+        return Response(stream_with_context(execs.output(ctx, exec_id)), mimetype="application/x-ndjson")
+
+    @app.post("/exec/<exec_id>/input")
+    def exec_input(exec_id):
+        b = _parse(bodies.ExecInput)
+        validation.check_exec_input(b)
+        known_exec(exec_id)
+        execs.send(ctx, exec_id, b)
+        return jsonify(sent=True)
 
     @app.get("/tasks")
     def list_tasks():

@@ -191,29 +191,46 @@ def stream_logs(ctx: ManagerContext, service: Service, follow: bool, tail: str,
     """The service's logs from every task, each line prefixed `web.2@node3 |`.
 
     One job per node reads its tasks' containers over that node's connection
-    and appends lines to a Redis stream this generator forwards."""
+    and appends lines to a Redis stream this generator forwards. Following,
+    each node's job also reads the service's tasks that start there later;
+    a node where the service had no task gets its job when one starts there."""
     store = ctx.store
-    tasks = [t for t in store.tasks_of_service(service.id) if t.node_id and t.container_id]
-    by_node: dict[str, list[str]] = {}
-    for t in tasks:
-        by_node.setdefault(t.node_id, []).append(t.id)
     request_id = uuid.uuid4().hex
-    for node_id, task_ids in by_node.items():
-        try:
-            store.get_node(node_id)
-        except NotFound:
-            continue
-        ctx.queues.enqueue_call(store.queue_name(node_id), "swarmpy.worker.logs.stream_node_logs",
-                                (request_id, node_id, task_ids, follow, tail, timestamps))
-    pending = set(by_node)
-    cursor = "0-0"
+    pending: set[str] = set()  # the nodes whose job still reads
+
+    def read_nodes(tasks, tail: str) -> None:
+        by_node: dict[str, list[str]] = {}
+        for t in tasks:
+            if t.node_id and t.container_id and t.node_id not in pending:
+                by_node.setdefault(t.node_id, []).append(t.id)
+        for node_id, task_ids in by_node.items():
+            try:
+                store.get_node(node_id)
+            except NotFound:
+                continue
+            pending.add(node_id)
+            ctx.queues.enqueue_call(store.queue_name(node_id), "swarmpy.worker.logs.stream_node_logs",
+                                    (request_id, node_id, task_ids, follow, tail, timestamps,
+                                     service.id if follow else None))
+
+    read_nodes(store.tasks_of_service(service.id), tail)
+    ended: set[str] = set()  # a node's job that ended is not started again
+    cursor, checked = "0-0", time.monotonic()
     try:
-        while pending:
+        while pending - ended or follow:
             for entry_id, entry in store.read_log_lines(request_id, cursor, block_ms=1000):
                 cursor = entry_id
                 if entry.get("end"):
-                    pending.discard(entry["end"])
+                    ended.add(entry["end"])
                 else:
                     yield entry["line"]
+            if follow and time.monotonic() - checked > 1.0:
+                checked = time.monotonic()
+                try:
+                    store.get_service(service.id)
+                except NotFound:  # removed: what its tasks still say is read to its end
+                    follow = False
+                    continue
+                read_nodes(store.tasks_of_service(service.id), "all")
     finally:
         store.stop_log_request(request_id)

@@ -34,8 +34,8 @@ class Operation:
     params: tuple[Param, ...] = ()
     created: bool = False  # 201 rather than 200
     public: bool = False  # no token needed
+    content: str = "application/json"  # of the answer
     tags: tuple[str, ...] = field(default=())
-    text: str | None = None  # the media type of a text answer (else JSON)
 
 
 def _flag(name: str, description: str) -> Param:
@@ -57,7 +57,12 @@ OPERATIONS = (
     Operation("patch", "/cluster", "Change the cluster's settings", body=bodies.ClusterUpdate, tags=("cluster",)),
     Operation("get", "/events", "Events after an id, waiting up to `block` ms for one", params=(
         Param("since", {"type": "string"}, description="an event id as /events gives them"),
-        Param("block", {"type": "integer", "minimum": 0, "maximum": 30000})), tags=("cluster",)),
+        Param("block", {"type": "integer", "minimum": 0, "maximum": 30000}),
+        Param("type", {"type": "string"}, description="only these kinds, comma-separated: node, service, task, "
+                                                      "network, stack, secret, config, container"),
+        Param("name", {"type": "string"}, description="only events about these names, comma-separated (a "
+                                                      "service's name matches its tasks' events too)")),
+              tags=("cluster",)),
     Operation("get", "/nodes", "List nodes", tags=("nodes",)),
     Operation("post", "/nodes", "Add a node reached over SSH", body=bodies.NodeAdd, created=True, tags=("nodes",)),
     Operation("get", "/nodes/{ref}", "Inspect a node (id, id prefix or hostname)", params=REF, tags=("nodes",)),
@@ -70,6 +75,8 @@ OPERATIONS = (
     Operation("get", "/stacks", "List stacks", tags=("stacks",)),
     Operation("put", "/stacks/{name}", "Deploy or update a stack (all or nothing)", params=NAME,
               body=bodies.StackDeploy, tags=("stacks",)),
+    Operation("post", "/stacks/{name}/plan", "What a deploy with this body would change (nothing is written)",
+              params=NAME, body=bodies.StackDeploy, tags=("stacks",)),
     Operation("delete", "/stacks/{name}", "Remove a stack", params=NAME, tags=("stacks",)),
     Operation("get", "/stacks/{name}/services", "A stack's services", params=NAME, tags=("stacks",)),
     Operation("get", "/stacks/{name}/tasks", "A stack's tasks", params=NAME, tags=("stacks",)),
@@ -88,7 +95,15 @@ OPERATIONS = (
     Operation("get", "/services/{ref}/tasks", "A service's tasks", params=REF, tags=("services",)),
     Operation("get", "/services/{ref}/logs", "A service's logs (text)", params=REF + (
         _flag("follow", "keep streaming"), _flag("timestamps", "prefix each line with its time"),
-        Param("tail", {"type": "string", "pattern": "^(all|[0-9]{1,8})$"})), tags=("services",), text="text/plain"),
+        Param("tail", {"type": "string", "pattern": "^(all|[0-9]{1,8})$"})), content="text/plain",
+              tags=("services",)),
+    Operation("post", "/services/{ref}/exec", "Open an exec of a command in a running task of the service",
+              params=REF, body=bodies.ExecStart, created=True, tags=("services",)),
+    Operation("get", "/exec/{exec_id}", "An exec's output: one JSON frame a line ({out|err: base64}, {beat: 1} "
+              "when silent), the last {exit: code} or {error: why}", params=(_path("exec_id"),),
+              content="application/x-ndjson", tags=("services",)),
+    Operation("post", "/exec/{exec_id}/input", "Send an exec its stdin (base64), its end, or a terminal size",
+              params=(_path("exec_id"),), body=bodies.ExecInput, tags=("services",)),
     Operation("get", "/tasks", "List tasks", params=(Param("node", {"type": "string"}),
                                                      Param("stack", {"type": "string"})), tags=("tasks",)),
     *(op for kind in ("secrets", "configs") for op in (
@@ -108,7 +123,7 @@ OPERATIONS = (
     Operation("get", "/tokens", "List stack and metrics tokens (never the tokens themselves)", tags=("tokens",)),
     Operation("delete", "/tokens/{token_id}", "Revoke a token", params=(_path("token_id"),), tags=("tokens",)),
     Operation("get", "/metrics", "This manager's figures, its load balancer's and the cluster's, for Prometheus "
-              "(the cluster token or a metrics token)", tags=("cluster",), text="text/plain"),
+              "(the cluster token or a metrics token)", tags=("cluster",), content="text/plain"),
 )
 
 ERROR = {"type": "object", "required": ["error"], "properties": {
@@ -134,7 +149,7 @@ def document() -> dict:
         ok = "201" if op.created else "200"
         entry = {"summary": op.summary, "operationId": f"{op.method}{op.path}", "tags": list(op.tags),
                  "responses": {ok: {"description": "done",
-                                    "content": {op.text or "application/json": {"schema": {}}}},
+                                    "content": {op.content: {"schema": {}}}},
                                "400": _error("a bad request: the path names the field"),
                                "403": _error("not for this token (a stack token outside its stack)"),
                                "404": _error("no such object"), "409": _error("a conflict with the cluster's state"),

@@ -158,3 +158,68 @@ def scale(service: Service, replicas: int) -> Service:
         raise StackError([("replicas", "must not be negative")])
     spec = service.spec.copy(deploy=service.spec.deploy.copy(replicas=replicas))
     return service.copy(spec=spec, version=service.version + 1, updated_at=time.time())
+
+
+# ------------------------------------------------------------------ `stack deploy --plan`
+
+def field_changes(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
+    """What differs between two specs (as dicts), field by field: dicts are gone into, any other
+    value (a list, a command) is compared whole. Each change is {field, old, new}."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        out = []
+        for key in list(before) + [k for k in after if k not in before]:
+            out += field_changes(before.get(key), after.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    return [] if before == after else [{"field": path, "old": before, "new": after}]
+
+
+def _running(tasks: list) -> list:
+    return sorted((t for t in tasks if t.desired_state.value == "running"),
+                  key=lambda t: (t.slot if t.slot is not None else 0, t.node_id or ""))
+
+
+def _task_refs(tasks: list) -> list[dict[str, str]]:
+    return [{"id": t.id, "name": t.display_name} for t in tasks]
+
+
+def describe_plan(plan: StackPlan, stack: StackSpec, existing: list[Service], tasks: dict[str, list],
+                  stored: dict | None, new_objects: list = ()) -> dict[str, Any]:
+    """What a deploy of `plan` would do, without doing it (`stack deploy --plan`): per service,
+    the fields that change and the tasks it would replace, start or stop.
+    `tasks`: the current tasks of the stack's services, by service id."""
+    before = {s.id: s for s in existing}
+    services = []
+    for s in plan.changed:
+        old = before.get(s.id)
+        if old is None:
+            services.append({"name": s.name, "action": "create", "mode": s.spec.deploy.mode,
+                             "replicas": s.spec.deploy.replicas, "changes": []})
+            continue
+        changes = field_changes(old.spec.to_dict(), s.spec.to_dict())
+        if old.networks != s.networks:
+            changes.append({"field": "networks", "old": [n.name for n in old.networks],
+                            "new": [n.name for n in s.networks]})
+        was, now = object_names(s.stack, old.spec, stored or {}), object_names(s.stack, s.spec, plan.record)
+        if was != now:
+            changes.append({"field": "secrets/configs", "old": [n for _, _, n in was], "new": [n for _, _, n in now]})
+        running, entry = _running(tasks.get(s.id, [])), {"name": s.name, "action": "update", "changes": changes}
+        if s.spec.deploy.mode in ("replicated", "replicated-job"):
+            kept_slots = s.spec.deploy.replicas  # slots past the new count stop, new ones start
+            stays = [t for t in running if t.slot is None or t.slot <= kept_slots]
+            entry["stop"] = _task_refs([t for t in running if t not in stays])
+            entry["start"] = max(0, kept_slots - len(stays))
+        else:
+            stays, entry["stop"], entry["start"] = running, [], 0
+        replaces = s.spec_version != old.spec_version
+        entry["replace"] = _task_refs(stays) if replaces else []
+        uc = s.spec.deploy.update_config
+        entry["update_config"] = {"parallelism": uc.parallelism, "order": uc.order, "delay": uc.delay,
+                                  "failure_action": uc.failure_action}
+        services.append(entry)
+    for s in plan.removed:
+        services.append({"name": s.name, "action": "remove", "stop": _task_refs(_running(tasks.get(s.id, [])))})
+    in_file = {full_name(plan.record["name"], key) for key in stack.services}
+    for s in plan.unchanged:
+        services.append({"name": s.name, "action": "unchanged" if s.name in in_file else "keep"})
+    return {"stack": plan.record["name"], "services": services,
+            "objects": [{"kind": o.kind, "name": o.name} for o in new_objects]}

@@ -107,3 +107,26 @@ class TokenCreate(Serializable):
     stack: str | None = None  # the one stack the token may deploy and read
     allow_privileged: bool = False  # this stack's services may use the dangerous options
     metrics: bool = False  # instead of a stack: a token that may only read /metrics
+
+
+@dataclass
+class ExecStart(Serializable):
+    """`service exec`: the command to run in a running task of the service (the first, or the
+    one of `slot`), with a TTY of `width`x`height` and the client's stdin when asked."""
+
+    cmd: list[str]
+    slot: int | None = None
+    tty: bool = False
+    stdin: bool = False
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class ExecInput(Serializable):
+    """What the client typed (base64), the end of its stdin, or its terminal's new size."""
+
+    data: str = ""
+    eof: bool = False
+    width: int | None = None
+    height: int | None = None

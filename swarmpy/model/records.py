@@ -198,3 +198,7 @@ def takes_traffic(task: Task, needs_health: bool) -> bool:
     stop, and healthy when its service has a healthcheck."""
     return (task.state == TaskState.RUNNING and task.desired_state != DesiredState.SHUTDOWN
             and (not needs_health or task.health == "healthy"))
+
+
+# what the cluster's events are about (the `kind` of each; `swarmpy events --filter type=...`)
+EVENT_TYPES = ("node", "service", "task", "network", "stack", "secret", "config", "container")

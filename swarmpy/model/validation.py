@@ -16,6 +16,8 @@ A problem is a (path, message) pair; `Invalid` carries them all.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import re
 from collections.abc import Iterator
@@ -294,5 +296,43 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
 
 def check_stack(stack_name: str, stack: StackSpec, **limits) -> None:
     problems = stack_problems(stack_name, stack, **limits)
+    if problems:
+        raise Invalid(problems)
+
+
+# ---------------------------------------------------------------- service exec
+
+MAX_EXEC_INPUT = 1024 * 1024  # bytes of stdin in one frame
+TERMINAL_SIZE = (1, 10_000)  # columns and rows a TTY may have
+
+
+def _terminal_problems(width: int | None, height: int | None) -> list[tuple[str, str]]:
+    low, high = TERMINAL_SIZE
+    return [(name, f"must be from {low} to {high}") for name, v in (("width", width), ("height", height))
+            if v is not None and not low <= v <= high] + \
+        ([("width", "width and height go together")] if (width is None) != (height is None) else [])
+
+
+def check_exec(body) -> None:
+    """`ExecStart`: a command of one or more words, none with a NUL (no process could get it)."""
+    problems = [] if body.cmd and body.cmd[0] else [("cmd", "the command must not be empty")]
+    problems += [(f"cmd.{i}", "must not contain a NUL character") for i, word in enumerate(body.cmd) if "\x00" in word]
+    if body.slot is not None and body.slot < 1:
+        problems.append(("slot", "must be 1 or more"))
+    problems += _terminal_problems(body.width, body.height)
+    if problems:
+        raise Invalid(problems)
+
+
+def check_exec_input(body) -> None:
+    """`ExecInput`: base64 data of a bounded size, a whole terminal size."""
+    problems = _terminal_problems(body.width, body.height)
+    try:
+        data = base64.b64decode(body.data, validate=True)
+    except (binascii.Error, ValueError):
+        data = b""
+        problems.append(("data", "must be base64"))
+    if len(data) > MAX_EXEC_INPUT:
+        problems.append(("data", f"at most {MAX_EXEC_INPUT // 1024} KiB at once"))
     if problems:
         raise Invalid(problems)

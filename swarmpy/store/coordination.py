@@ -1,4 +1,4 @@
-"""What processes tell each other: leases, liveness, load-balancer status, log requests."""
+"""What processes tell each other: leases, liveness, load-balancer status, log requests, execs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from swarmpy.store.base import StoreBase, _dumps
 
 class Coordination(StoreBase):
-    """Keys: lease:<name>, alive:<kind>:<name>, lb:status:<id>, logs:<request>."""
+    """Keys: lease:<name>, alive:<kind>:<name>, lb:status:<id>, logs:<request>, exec:<id>[:in|:out]."""
 
     def append_log_line(self, request_id: str, line: str | None = None, end: str | None = None) -> None:
         """A line of `service logs` (or the end mark of one node's part) for the API to forward."""
@@ -30,6 +30,40 @@ class Coordination(StoreBase):
 
     def log_request_stopped(self, request_id: str) -> bool:
         return bool(self.redis.exists(self.key("logs", request_id, "stop")))
+
+    # ------------------------------------------------------------------ service exec
+
+    EXEC_TTL = 24 * 3600  # an exec's record and streams outlive no session by more than a day
+
+    def open_exec(self, exec_id: str, record: dict[str, Any]) -> None:
+        """An exec's record (whose task, which stack: who may use it)."""
+        self.redis.set(self.key("exec", exec_id), json.dumps(record), ex=self.EXEC_TTL)
+
+    def exec_record(self, exec_id: str) -> dict[str, Any] | None:
+        raw = self.redis.get(self.key("exec", exec_id))
+        return json.loads(raw) if raw else None
+
+    def append_exec(self, exec_id: str, direction: str, fields: dict[str, str]) -> None:
+        """A frame of an exec's output (`out`: data, exit, error) or input (`in`: data, eof, size)."""
+        key = self.key("exec", exec_id, direction)
+        with self.redis.pipeline(transaction=False) as p:
+            p.xadd(key, fields, maxlen=10_000, approximate=True)
+            p.expire(key, self.EXEC_TTL)
+            p.execute()
+
+    def read_exec(self, exec_id: str, direction: str, after: str, block_ms: int) -> list[tuple[str, dict]]:
+        answer = self.redis.xread({self.key("exec", exec_id, direction): after}, count=500, block=block_ms)
+        return answer[0][1] if answer else []
+
+    def close_exec(self, exec_id: str) -> None:
+        """The client went: the worker ends the exec's session; its streams go."""
+        with self.redis.pipeline(transaction=False) as p:
+            p.set(self.key("exec", exec_id, "closed"), "1", ex=300)
+            p.delete(self.key("exec", exec_id, "out"), self.key("exec", exec_id, "in"))
+            p.execute()
+
+    def exec_closed(self, exec_id: str) -> bool:
+        return bool(self.redis.exists(self.key("exec", exec_id, "closed")))
 
     # ------------------------------------------------------------------ leases and liveness
 

@@ -125,7 +125,7 @@ class ServiceRecords(StoreBase):
                 p.hset(names_key, s.name, s.id)
                 self._index_ports(s, p)
                 self.publish("service", "update" if s.id in expected else "create", s.id, pipeline=p,
-                             stack=s.stack, version=s.version, spec_version=s.spec_version)
+                             stack=s.stack, name=s.name, version=s.version, spec_version=s.spec_version)
             for s in removed:
                 self._remove_service(s, p)
             self.publish("stack", "update", stack["name"], pipeline=p)
@@ -154,8 +154,8 @@ class ServiceRecords(StoreBase):
             p.hset(self._services_key(), service.id, _dumps(service.to_dict()))
             p.hset(names_key, service.name, service.id)
             self._index_ports(service, p)
-            self.publish("service", "create", service.id, pipeline=p, stack=service.stack, version=service.version,
-                         spec_version=service.spec_version)
+            self.publish("service", "create", service.id, pipeline=p, stack=service.stack, name=service.name,
+                         version=service.version, spec_version=service.spec_version)
             try:
                 p.execute()
             except redis.WatchError as e:
@@ -170,7 +170,7 @@ class ServiceRecords(StoreBase):
         if json.loads(old)["version"] != expected_version:
             raise Conflict(f"service {service.name} changed since version {expected_version}")
         event = {"kind": "service", "action": "update", "id": service.id, "stack": service.stack,
-                 "version": service.version}
+                 "name": service.name, "version": service.version}
         if not self._cas(key, service.id, old, _dumps(service.to_dict()), event):
             raise Conflict(f"service {service.name} changed concurrently")
         with self.redis.pipeline(transaction=False) as p:
@@ -184,7 +184,7 @@ class ServiceRecords(StoreBase):
         p.hdel(self.key("service", "names"), service.name)
         p.hdel(self.key("service", "ports"), service.name)
         p.hdel(self.key("service", "update"), service.id)
-        self.publish("service", "remove", service.id, pipeline=p, stack=service.stack)
+        self.publish("service", "remove", service.id, pipeline=p, stack=service.stack, name=service.name)
 
     def remove_services(self, services: list[Service], stack_name: str | None = None) -> None:
         """Delete service records (their tasks are shut down by the orchestrator)."""

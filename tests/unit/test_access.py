@@ -49,3 +49,18 @@ def test_tokens_are_kept_by_digest_and_known_by_prefix():
     assert access.identify(None, "cluster-token", "cluster-token") == Caller()
     assert access.identify(None, "cluster-token", "not-a-stack-token") is None
     assert access.identify(None, "cluster-token", "") is None
+
+
+def test_a_stack_token_plans_and_execs_in_its_own_stack_only():
+    assert refusal(CI, "POST", "/stacks/<name>/plan", {"name": "ci"}) is None
+    assert refusal(CI, "POST", "/stacks/<name>/plan", {"name": "prod"})
+
+    class Store:
+        def exec_record(self, exec_id):
+            return {"ci-exec": {"stack": "ci"}, "prod-exec": {"stack": "prod"}}.get(exec_id)
+
+    for rule in ("/exec/<exec_id>", "/exec/<exec_id>/input"):
+        method = "GET" if rule == "/exec/<exec_id>" else "POST"
+        assert access.refusal(CI, Store(), method, rule, {"exec_id": "ci-exec"}, {}) is None
+        assert access.refusal(CI, Store(), method, rule, {"exec_id": "prod-exec"}, {})
+        assert access.refusal(CI, Store(), method, rule, {"exec_id": "nosuch"}, {})
