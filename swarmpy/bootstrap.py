@@ -325,6 +325,14 @@ def cluster_id(state: StateDir) -> str | None:
         return None
 
 
+def noted_cluster_id(state: StateDir) -> str | None:
+    """The cluster's id as this machine's load balancer noted it (for when the store is away)."""
+    try:
+        return (state.run_dir / "cluster-id").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def remove_local_networks(cluster_id: str, docker_socket: str = "/var/run/docker.sock") -> None:
     """What the cluster's networks made on this machine's engine and in its network namespace
     (once its stacks are gone: nothing of it runs here any more)."""

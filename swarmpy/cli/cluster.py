@@ -115,8 +115,9 @@ def leave(state_dir, remove_stacks, force):
                 fail(f"cannot remove the stacks: {e} (use --force to stop anyway)")
     config = state.load()
     stopped = bootstrap.stop(state)
-    if cluster_id:  # its load balancer's rules, even if it was killed (stopped, it took them along)
-        bootstrap.remove_local_ingress(cluster_id)
+    # its load balancer's rules, even if it was killed (stopped, it took them along)
+    if noted := cluster_id or bootstrap.noted_cluster_id(state):
+        bootstrap.remove_local_ingress(noted)
     if cluster_id and remove_stacks:  # its stacks are gone: so go its networks and secrets on this machine
         try:
             bootstrap.remove_local_networks(cluster_id)

@@ -48,6 +48,7 @@ from swarmpy.store import Store, replication
 
 log = logging.getLogger(__name__)
 
+CLUSTER_ID_FILE = "cluster-id"  # in the state dir's run/
 STATUS_EVERY = 1.0
 STATUS_TTL = 5.0
 
@@ -81,6 +82,14 @@ class Mesh:
             tmp.replace(self.table_file)
         except OSError as e:
             log.warning("lb: cannot keep the table in %s: %s", self.table_file, e)
+
+    def note_cluster(self, cluster_id: str) -> None:
+        """The id that names the kernel's rules, for `leave` when the store does not answer then."""
+        if self.table_file is not None:
+            try:
+                self.table_file.with_name(CLUSTER_ID_FILE).write_text(cluster_id + "\n")
+            except OSError as e:
+                log.warning("lb: cannot note the cluster's id: %s", e)
 
     def kept(self) -> dict[tuple[int, str], routes.Route] | None:
         try:
@@ -171,6 +180,7 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
             # the cluster's id names the rules (a load balancer may start before `init` has written it)
             if mesh.kernel is None and program_kernel and (cluster_id := store.cluster_info().get("id")):
                 mesh.kernel = KernelPath(cluster_id)
+                mesh.note_cluster(cluster_id)
             table = routes.table(store)
             asyncio.run_coroutine_threadsafe(mesh.apply(table, changed_at), loop).result(timeout=30)
             mesh.keep(table)

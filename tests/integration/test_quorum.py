@@ -7,6 +7,7 @@ import dataclasses
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -41,14 +42,19 @@ def three_managers(lab_machine, tmp_path_factory):
     swarmpy_lab.down(name)
     lab = swarmpy_lab.up(name=name, nodes=3)
     cluster = Cluster(lab, tmp_path_factory.mktemp("quorum-state"))
+    cluster_id = None
     try:
         cluster.start()
+        cluster_id = cluster.cluster_id
         for node in ("node1", "node2"):
             cluster.cli("node", "promote", node)
         yield cluster
     finally:
         logs = tmp_path_factory.getbasetemp() / "quorum-logs"
         cluster.stop(keep_logs=logs)
+        # its load balancer here was killed with the rest: `leave` takes its rules away all the same
+        left = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+        assert not cluster_id or f"SWI-{cluster_id[:6]}-" not in left
         for node in lab.nodes:  # the promoted managers' logs, for a post-mortem
             for log in Path(node.dir, "swarmpy").glob("node-*/run/*.log"):
                 (logs / node.name).mkdir(parents=True, exist_ok=True)
