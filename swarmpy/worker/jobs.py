@@ -30,7 +30,7 @@ from swarmpy.worker.engine import EngineError, Engines
 log = logging.getLogger(__name__)
 
 BACKOFF = (0.5, 1.0, 2.0)  # seconds before each retry of a transient fault
-DRAIN_WAIT = 1.0  # seconds a stop waits at most for the load balancers to drain the task
+DRAIN_WAIT = 5.0  # seconds a stop waits at most for the load balancers and nodes to drain the task (a busy host takes over 1 s)
 
 
 class Transient(Exception):
