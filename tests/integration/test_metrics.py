@@ -14,18 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from swarmpy.lab import images as lab_images
 from swarmpy.settings import StateDir
 from tests.integration.cluster import free_port, wait_for
-from tests.integration.test_mesh import served_by
+from tests.integration.test_mesh import WEB, served_by
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
-WEB = """
-services:
-  web:
-    image: swarmpy/busybox:latest
-    command: ["sh", "-c", "hostname > /www/index.html; exec httpd -f -p 80 -h /www"]
-    ports: ["{port}:80"]
-    stop_grace_period: 1s
-    deploy: {{replicas: 2}}
-"""
 
 
 def scrape(cluster, token: str | None) -> requests.Response:
@@ -53,7 +44,7 @@ def total(found: dict, name: str, **labels) -> float:
 @pytest.fixture(scope="module")
 def web(cluster, tmp_path_factory):
     port = free_port()
-    cluster.deploy(cluster.write_stack(tmp_path_factory.mktemp("met"), WEB.format(port=port)), "met")
+    cluster.deploy(cluster.write_stack(tmp_path_factory.mktemp("met"), WEB.format(port=port, replicas=2)), "met")
     wait_for(lambda: len(served_by(port)) == 2, 30, what="both web tasks answering through the mesh")
     yield port
     cluster.cli("stack", "rm", "met")
