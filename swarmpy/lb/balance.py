@@ -21,6 +21,9 @@ class Health:
 
     def __init__(self):
         self.down: dict[Endpoint, float] = {}
+        # endpoints that have accepted a connection since they came: the kernel gets only those (a task
+        # is running before its server listens, and the kernel cannot try the next one on a refusal)
+        self.accepted: set[Endpoint] = set()
 
     def is_down(self, ep: Endpoint) -> bool:
         return ep in self.down
@@ -62,12 +65,14 @@ class Health:
         ordered = list(endpoints)
         results = await asyncio.gather(*(accepts(ep) for ep in ordered))
         before = set(self.down)
+        accepted = set(self.accepted)
         for ep, ok in zip(ordered, results):
             if ok:
                 self.mark_up(ep)
+                self.accepted.add(ep)
             else:
                 self.mark_down(ep)
-        return set(self.down) != before
+        return set(self.down) != before or self.accepted != accepted
 
 
 @dataclass

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import re
 import subprocess
+import threading
 from dataclasses import dataclass
 
 from swarmpy.lb.routes import Endpoint, Route
@@ -145,6 +146,7 @@ class KernelPath:
         self.applied: dict[str, tuple[list[str], list[str]]] | None = None
         self.error: str | None = None
         self.counted: dict[tuple[int, str], list[int]] = {}  # what rules rewritten since had counted
+        self.lock = threading.Lock()
 
     def counters(self) -> dict[tuple[int, str], list[int]]:
         """Per port, since this load balancer started: [new connections, packets, bytes forwarded]."""
@@ -156,6 +158,10 @@ class KernelPath:
 
     def apply(self, routes: list[Route]) -> bool:
         """Program these ports (and no other); False when the kernel refused (the proxy serves then)."""
+        with self.lock:  # called from the event loop's executor threads: one change at a time
+            return self._apply(routes)
+
+    def _apply(self, routes: list[Route]) -> bool:
         wanted = tables(self.chains, routes, local_addresses(self.run))
         if wanted == self.applied:
             return True

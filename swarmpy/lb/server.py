@@ -110,18 +110,31 @@ class Mesh:
                 await listener.open(self.host)
             else:
                 listener.update(route)
-        await self.program_kernel()
+        await self.program_kernel()  # endpoints that went are out of the kernel before the report says so
         self.applied_at = max(self.applied_at, applied_at)
         self.report()
+        if new := self.kernel_endpoints() - self.health.accepted:  # the kernel takes them once they accept
+            asyncio.get_running_loop().create_task(self.admit(new))
+
+    async def admit(self, endpoints: set) -> None:
+        if await self.health.check(endpoints):
+            await self.program_kernel()
+
+    def kernel_endpoints(self) -> set:
+        return {e for listener in self.listeners.values() if listener.route.path == "kernel"
+                and listener.route.protocol == "tcp" for e in listener.route.endpoints}
 
     def kernel_routes(self) -> list[routes.Route]:
-        """The ports the kernel serves, with their endpoints that accept connections."""
+        """The ports the kernel serves, with their endpoints that have accepted a connection and not
+        refused one since (UDP ones cannot be tried: all of them). A port with none is left to the
+        proxy, which listens on it too and tries each endpoint in turn."""
         out = []
         for listener in self.listeners.values():
             route = listener.route
             if route.path == "kernel" and not listener.error:  # a port we hold: never another program's
-                up = [e for e in route.endpoints if not self.health.is_down(e)]
-                out.append(dataclasses.replace(route, endpoints=up or route.endpoints))  # none up: try them all
+                ready = [e for e in route.endpoints if route.protocol == "udp"
+                         or (e in self.health.accepted and not self.health.is_down(e))]
+                out.append(dataclasses.replace(route, endpoints=ready))
         return out
 
     async def program_kernel(self) -> None:
@@ -132,8 +145,8 @@ class Mesh:
         """Each second, every TCP endpoint of the kernel's ports is tried; the rules follow."""
         while True:
             await asyncio.sleep(PROBE_EVERY)
-            endpoints = {e for r in self.kernel_routes() if r.protocol == "tcp" for e in
-                         self.listeners[r.key].route.endpoints}
+            endpoints = self.kernel_endpoints()
+            self.health.accepted &= endpoints  # forget the endpoints that went
             if endpoints and await self.health.check(endpoints):
                 await self.program_kernel()
 

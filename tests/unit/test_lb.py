@@ -220,3 +220,18 @@ def test_the_kernels_counters_are_read_per_port_from_its_rules():
            "[9:900] -A SWP-other-PRE -p tcp -m tcp --dport 8080 -j X\n")  # not the mesh's
     forward = "[40:5000] -A SWI-cluste-FWD -p tcp -m conntrack --ctstate DNAT --ctorigdstport 8080 -j ACCEPT\n"
     assert kernel.read_counters(chains, nat, forward) == {(8080, "tcp"): [5, 40, 5000], (53, "udp"): [2, 0, 0]}
+
+
+def test_the_kernel_gets_an_endpoint_once_it_has_accepted_and_a_port_with_none_is_left_to_the_proxy():
+    from swarmpy.lb.server import Mesh
+    mesh = Mesh(store=None, lb_id="lb", node_id=None)
+    tcp, udp = route(3), Route(port=53, protocol="udp", service_id="dns", service_name="st_dns", target=53,
+                               endpoints=[Endpoint("10.0.0.9", 30053, "u1")])
+    mesh.listeners = {r.key: Listener(r, mesh.health) for r in (tcp, udp)}
+    first, second, third = tcp.endpoints
+    by_port = {r.port: [e.task_id for e in r.endpoints] for r in mesh.kernel_routes()}
+    assert by_port == {8080: [], 53: ["u1"]}  # none has accepted yet: the proxy serves 8080; UDP cannot be tried
+    assert mesh.kernel_endpoints() == {first, second, third}
+    mesh.health.accepted |= {first, second}
+    mesh.health.mark_down(second)  # accepted once, refused since
+    assert [e.task_id for e in mesh.kernel_routes()[0].endpoints] == ["t1"]
