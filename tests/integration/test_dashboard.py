@@ -146,7 +146,7 @@ def test_the_dashboard_in_a_browser(cluster, stack, browser, artifacts):
     wait_for(lambda: cards(d) == live_tasks(cluster), 20, what=lambda: f"cards {cards(d)} == tasks {live_tasks(cluster)}")
     engines = cluster.running("ui", "app")
     assert {n: c for n, c in cards(d, SERVICE, "running").items() if n in NODES} == engines
-    node1 = d.find_element(By.CSS_SELECTOR, '.node[data-node="node1"]').text
+    node1 = retrying(lambda: d.find_element(By.CSS_SELECTOR, '.node[data-node="node1"]').text)
     assert "worker" in node1 and "zone=a" in node1 and "reserved" in node1
     d.save_screenshot(str(artifacts / "1-logged-in.png"))
 
