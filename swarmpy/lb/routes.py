@@ -82,8 +82,7 @@ def _endpoints(port, tasks: list[Task]) -> list[Endpoint]:
 
 def table(store: Store) -> dict[tuple[int, str], Route]:
     """The whole table, read from the store in a few round trips."""
-    services = store.list_services()
-    published = [s for s in services if any(p.mode == "ingress" and p.published for p in s.spec.ports)]
+    published = store.publishing_services()
     tasks = store.tasks_of_services([s.id for s in published])
     down = frozenset(n.id for n in store.list_nodes() if n.status == NodeStatus.DOWN) if published else frozenset()
     out: dict[tuple[int, str], Route] = {}

@@ -30,6 +30,7 @@ class NetworkAllocator(Component):
     def handle(self, events) -> None:
         ended: dict[str, set[str]] = {}  # service id -> tasks that ended
         services: set[str] = set()
+        deployed: set[str] = set()  # stacks deployed again
         gc = False
         for _, e in events:
             kind, action = e.get("kind"), e.get("action")
@@ -37,8 +38,14 @@ class NetworkAllocator(Component):
                 ended.setdefault(e.get("service_id", ""), set()).add(e["id"])
             elif kind == "service" and action in ("create", "update"):
                 services.add(e["id"])
+            elif kind == "stack" and action == "update":
+                deployed.add(e["id"])
             elif kind in ("stack", "network") or (kind == "service" and action in ("remove", "forget")):
                 gc = True
+        # a full pass reads every service: a deploy asks for one only when it left a network of
+        # its stack unused (most deploys do not, and one pass per deploy would keep a manager of
+        # thousands of services busy)
+        gc = gc or any(self.left_unused(stack) for stack in deployed)
         for sid, task_ids in ended.items():
             self.release_task_addresses(sid, task_ids)
         if services:
@@ -48,6 +55,12 @@ class NetworkAllocator(Component):
                 self.release_stale_vips(service)
         if gc:
             self.reconcile_all()
+
+    def left_unused(self, stack: str) -> bool:
+        """Whether a network the stack made is used by none of its services now."""
+        made = {n.id for n in self.store.list_networks() if n.stack == stack}
+        used = {sn.id for s in self.store.list_services(stack=stack) for sn in s.networks}
+        return bool(made - used)
 
     def release_task_addresses(self, service_id: str, task_ids: set[str]) -> None:
         try:
@@ -60,9 +73,9 @@ class NetworkAllocator(Component):
 
     def release_stale_vips(self, service: Service) -> None:
         keep = set() if service.spec.deploy.endpoint_mode == "dnsrr" else {n.id for n in service.networks}
-        for network in self.store.list_networks():
-            if network.id not in keep:
-                self.store.release_address(network.id, vip_owner(service.id))
+        held = self.store.addresses_of(vip_owner(service.id), (n.id for n in self.store.list_networks()))
+        for network_id in held.keys() - keep:  # one read for all, a write only where one goes
+            self.store.release_address(network_id, vip_owner(service.id))
 
     def reconcile_all(self) -> None:
         store = self.store

@@ -30,7 +30,7 @@ from swarmpy.model import Availability, Service, has_healthcheck, takes_traffic
 from swarmpy.model import bodies, validation
 from swarmpy.model.validation import Invalid
 from swarmpy.network import names as network_names
-from swarmpy.store import Conflict, NotFound, replication
+from swarmpy.store import Conflict, NotFound, PlanFacts, replication
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,9 @@ def reserved_ports(ctx: ManagerContext) -> dict[tuple[int, str], str]:
     return ports
 
 
-def cluster_limits(ctx: ManagerContext, caller: access.Caller) -> dict:
-    """What the cluster allows a service, as `validation` takes it: read once per call."""
-    cluster = ctx.store.cluster_info()
+def cluster_limits(ctx: ManagerContext, caller: access.Caller, cluster: dict[str, str] | None = None) -> dict:
+    """What the cluster allows a service, as `validation` takes it: read once per call (or given)."""
+    cluster = ctx.store.cluster_info() if cluster is None else cluster
     return {"max_replicas": max_replicas(cluster), "reserved_ports": reserved_ports(ctx),
             "allow_privileged": allows_privileged(cluster) or caller.allow_privileged}
 
@@ -343,44 +343,48 @@ def create_app(ctx: ManagerContext) -> Flask:
         return jsonify([{"name": name, "services": sum(1 for s in services if s.stack == name)}
                         for name in sorted(store.list_stacks())])
 
-    def deploy_body(name: str) -> bodies.StackDeploy:
+    def deploy_body(name: str, cluster: dict[str, str]) -> bodies.StackDeploy:
         """The deploy's body, checked as a deploy is (a plan is refused where the deploy would be)."""
         body = _parse(bodies.StackDeploy, strip="stack")
-        validation.check_stack(name, body.stack, **cluster_limits(ctx, g.caller))
+        validation.check_stack(name, body.stack, **cluster_limits(ctx, g.caller, cluster))
         if refused := access.deploy_refusals(g.caller, name, body.stack):
             raise Invalid(refused, status=403)
         return body
 
-    def plan_deploy(name: str, spec, prune: bool):
-        """(the services now, the new networks, the plan, the stack's record now): nothing written."""
-        existing, stored = store.list_services(stack=name), store.get_stack(name)
+    def plan_deploy(name: str, spec, prune: bool, facts: PlanFacts):
+        """(the new networks, the plan) from what the store holds now: nothing written."""
         try:
-            joined = networks.plan_stack_networks(store, name, spec)
+            joined = networks.plan_stack_networks(facts, name, spec)
         except networks.NetworkError as e:
             raise BadRequest(str(e), field=e.field, status=e.status)
-        plan = stacks.plan_stack(name, spec, existing, store.published_ports(), prune,
-                                 networks=joined.by_service, stored=stored)
+        plan = stacks.plan_stack(name, spec, facts.services, facts.published, prune,
+                                 networks=joined.by_service, stored=facts.stack)
         if clashes := stacks.name_clashes(plan, store.service_id_by_name):
             raise stacks.StackError(clashes, status=409)
-        return existing, joined, plan, stored
+        return joined, plan
 
     @app.post("/stacks/<name>/plan")
     def plan_stack(name):
         """What `PUT /stacks/<name>` would change with this body; nothing is written."""
-        body = deploy_body(name)
-        existing, _, plan, stored = plan_deploy(name, body.stack, body.prune)
+        facts = store.plan_facts(name)
+        body = deploy_body(name, facts.cluster)
+        _, plan = plan_deploy(name, body.stack, body.prune, facts)
         new_objects = objects.prepare_stack_objects(ctx, name, body.stack, body.objects)
-        tasks = store.tasks_of_services([s.id for s in existing])
-        return jsonify(stacks.describe_plan(plan, body.stack, existing, tasks, stored, new_objects))
+        tasks = store.tasks_of_services([s.id for s in facts.services])
+        return jsonify(stacks.describe_plan(plan, body.stack, facts.services, tasks, facts.stack, new_objects))
 
     @app.put("/stacks/<name>")
     def deploy_stack(name):
         """All or nothing: a refused deploy writes nothing, its secrets and configs included."""
         raw = request.get_data(cache=True)
-        body = deploy_body(name)
+        facts = store.plan_facts(name)
+        body = deploy_body(name, facts.cluster)
         for attempt in range(3):  # a deploy is declarative: if the cluster moved meanwhile, plan it again
-            spec = validation.parse(bodies.StackDeploy, raw).stack if attempt else body.stack  # planning fills in ports
-            existing, joined, plan, _ = plan_deploy(name, spec, body.prune)
+            if attempt:
+                spec, facts = validation.parse(bodies.StackDeploy, raw).stack, store.plan_facts(name)
+            else:
+                spec = body.stack  # planning fills in ports: a new attempt starts from the body again
+            joined, plan = plan_deploy(name, spec, body.prune, facts)
             new_objects = objects.prepare_stack_objects(ctx, name, spec, body.objects)
             objects.write_all(ctx, new_objects)
             try:

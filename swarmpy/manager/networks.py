@@ -16,7 +16,7 @@ from typing import Any
 
 from swarmpy.model import Network, NetworkSpec, Service, ServiceNetwork, StackSpec, new_id
 from swarmpy.network import ipam, names
-from swarmpy.store import Conflict, NotFound, Store, vip_owner
+from swarmpy.store import Conflict, NotFound, PlanFacts, Store, vip_owner
 
 DEFAULT_NETWORK = "default"
 
@@ -35,26 +35,25 @@ class StackNetworks:
     new: list[Network] = field(default_factory=list)
 
 
-def pool_settings(store: Store) -> tuple[str, int]:
-    info = store.cluster_info()
-    return info.get("addr_pool", ipam.DEFAULT_POOL), int(info.get("subnet_size", ipam.DEFAULT_PREFIX))
+def pool_settings(cluster: dict[str, str]) -> tuple[str, int]:
+    return cluster.get("addr_pool", ipam.DEFAULT_POOL), int(cluster.get("subnet_size", ipam.DEFAULT_PREFIX))
 
 
-def _avoid(store: Store) -> list[str]:
+def _avoid(facts: PlanFacts) -> list[str]:
     """Addresses a subnet must not hold: the nodes' own."""
-    return [n.address for n in store.list_nodes()]
+    return [n.address for n in facts.nodes]
 
 
-def _taken(store: Store, networks) -> dict[str, str]:
+def _taken(facts: PlanFacts) -> dict[str, str]:
     """Subnets a new network must not overlap: the cluster's networks, and what the nodes have
     (their engines' other networks, another cluster's or Docker's own bridge, and their routes):
     an engine refuses a network whose subnet overlaps one it has."""
-    nodes = {n.id: n.hostname for n in store.list_nodes()}
+    nodes = {n.id: n.hostname for n in facts.nodes}
     taken = {}
-    for node_id, status in store.net_statuses().items():
+    for node_id, status in facts.net_statuses.items():
         for subnet in status.get("taken") or ():
             taken.setdefault(subnet, f"a network or route on node {nodes.get(node_id, node_id)}")
-    taken.update({n.subnet: f"network {n.name}" for n in networks})
+    taken.update({n.subnet: f"network {n.name}" for n in facts.networks})
     return taken
 
 
@@ -77,11 +76,11 @@ def _mtu(spec: NetworkSpec, at: str) -> int:
     return int(value)
 
 
-def plan_stack_networks(store: Store, stack_name: str, stack: StackSpec) -> StackNetworks:
-    existing = {n.name: n for n in store.list_networks()}
-    taken = _taken(store, existing.values())
-    avoid = _avoid(store)
-    pool, prefix = pool_settings(store)
+def plan_stack_networks(facts: PlanFacts, stack_name: str, stack: StackSpec) -> StackNetworks:
+    existing = {n.name: n for n in facts.networks}
+    taken = _taken(facts)
+    avoid = _avoid(facts)
+    pool, prefix = pool_settings(facts.cluster)
     plan = StackNetworks()
     made: dict[str, Network] = {}  # key -> network (new or existing)
     for svc_key, svc in stack.services.items():
@@ -194,13 +193,13 @@ def create(store: Store, name: str, subnet: str | None, attachable: bool, intern
            labels: dict[str, str], mtu: int | None) -> Network:
     if store.network_id_by_name(name):
         raise NetworkError(f"network {name} exists already", field="name", status=409)
-    existing = store.list_networks()
-    taken = _taken(store, existing)
+    facts = store.plan_facts()
+    existing, taken = facts.networks, _taken(facts)
     try:
         if subnet:
-            ipam.check_subnet(subnet, taken, _avoid(store))
+            ipam.check_subnet(subnet, taken, _avoid(facts))
         else:
-            subnet = ipam.allocate_subnet(taken, _avoid(store), *pool_settings(store))
+            subnet = ipam.allocate_subnet(taken, _avoid(facts), *pool_settings(facts.cluster))
     except ipam.IPAMError as e:
         raise NetworkError(str(e), field="subnet", status=409) from None
     if mtu is not None and not 576 <= mtu <= 9000:

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 ALIVE_TTL = 15.0
 started_at = time.time()
 
+SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits
+
 
 def _announce(ctx: ManagerContext, node_id: str | None, stop: threading.Event) -> None:
     """Say every second that this manager is alive, and on which node it runs; keep the others'
@@ -89,6 +91,9 @@ def _first_start(ctx: ManagerContext) -> None:
 
 def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port: int | None = None,
         lb: bool = True, threads: int = 16) -> None:
+    # An API thread gives up the GIL at each store round trip and waits to get it back; with the
+    # default 5 ms a control loop's long pass made each such wait up to 5 ms (a deploy's p99).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     manager_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
     ctx = ManagerContext.from_state_dir(state, manager_id)
     for attempt in range(50):

@@ -22,14 +22,15 @@ from swarmpy.store.metrics import MetricRecords
 from swarmpy.store.networks import AddressesExhausted, NetworkRecords, vip_owner
 from swarmpy.store.nodes import NodeRecords
 from swarmpy.store.objects import ObjectRecords
+from swarmpy.store.planning import PlanFacts, PlanningReads
 from swarmpy.store.services import ServiceRecords
 from swarmpy.store.tasks import TaskRecords
 from swarmpy.store.tokens import TokenRecords
 
-__all__ = ["DEFAULT_PREFIX", "EVENTS_MAXLEN", "AddressesExhausted", "Conflict", "NotFound", "Store", "StoreError",
+__all__ = ["DEFAULT_PREFIX", "EVENTS_MAXLEN", "AddressesExhausted", "Conflict", "NotFound", "PlanFacts", "Store", "StoreError",
            "vip_owner"]
 
 
-class Store(NodeRecords, ServiceRecords, TaskRecords, ObjectRecords, NetworkRecords, TokenRecords, MetricRecords,
-            Coordination):
+class Store(PlanningReads, NodeRecords, ServiceRecords, TaskRecords, ObjectRecords, NetworkRecords, TokenRecords,
+            MetricRecords, Coordination):
     """All of swarmpy's state in Redis; one mixin per kind of record."""

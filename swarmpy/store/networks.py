@@ -96,9 +96,10 @@ class NetworkRecords(StoreBase):
             return self.get_network(ids[0])
         raise NotFound(f"network {ref} not found" if not ids else f"network {ref} is ambiguous")
 
-    def watch_networks(self, pipeline) -> None:
-        """Make a transaction fail if a network is created or removed meanwhile (subnets must not overlap)."""
-        pipeline.watch(self._networks_key(), self._network_names_key())
+    def network_keys(self) -> list[str]:
+        """The keys to watch for a transaction to fail if a network is created or removed meanwhile
+        (subnets must not overlap)."""
+        return [self._networks_key(), self._network_names_key()]
 
     def add_networks(self, networks: Iterable[Network], pipeline) -> None:
         for n in networks:
@@ -109,7 +110,7 @@ class NetworkRecords(StoreBase):
     def create_network(self, network: Network) -> None:
         """A network of its own (`swarmpy network create`): refused if its name or subnet is taken."""
         with self.redis.pipeline(transaction=True) as p:
-            self.watch_networks(p)
+            p.watch(*self.network_keys())
             if p.hexists(self._network_names_key(), network.name):
                 p.reset()
                 raise Conflict(f"network {network.name} exists already")

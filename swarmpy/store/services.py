@@ -50,6 +50,14 @@ class ServiceRecords(StoreBase):
                 taken[(port, protocol)] = name
         return taken
 
+    def publishing_services(self) -> list[Service]:
+        """The services that publish ingress ports, found through the ports index (the mesh's
+        table is rebuilt on every service event: reading all services each time kept a load
+        balancer of a thousand-service cluster busy)."""
+        names = self.redis.hkeys(self.key("service", "ports"))
+        ids = [i for i in self.redis.hmget(self.key("service", "names"), names) if i] if names else []
+        return sorted(self.get_services(ids).values(), key=lambda s: s.name)
+
     def _index_ports(self, service: Service, p) -> None:
         """Only services that publish are in the index: every deploy reads it whole."""
         ports = [[x.published, x.protocol] for x in service.spec.ports if x.mode == "ingress" and x.published]
@@ -97,12 +105,11 @@ class ServiceRecords(StoreBase):
         taken meanwhile, raises Conflict and nothing is written.
         """
         services_key, names_key = self._services_key(), self.key("service", "names")
-        watched = [services_key, names_key, self.key("stacks")]
+        watched = [services_key, names_key, self.key("stacks"), *self.network_keys()]
         with self.redis.pipeline(transaction=True) as p:
             p.watch(*watched)
-            self.watch_networks(p)
-            for sid, version in expected.items():
-                raw = p.hget(services_key, sid)
+            raws = p.hmget(services_key, list(expected)) if expected else []
+            for (sid, version), raw in zip(expected.items(), raws):
                 if raw is None or json.loads(raw)["version"] != version:
                     p.reset()
                     raise Conflict(f"service {sid} changed since version {version}")
@@ -140,8 +147,7 @@ class ServiceRecords(StoreBase):
         meanwhile (the caller plans again)."""
         names_key, ports_key = self.key("service", "names"), self.key("service", "ports")
         with self.redis.pipeline(transaction=True) as p:
-            p.watch(names_key, ports_key)
-            self.watch_networks(p)
+            p.watch(names_key, ports_key, *self.network_keys())
             if p.hexists(names_key, service.name):
                 p.reset()
                 raise Conflict(f"service {service.name} exists already")
