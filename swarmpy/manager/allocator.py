@@ -51,8 +51,9 @@ class NetworkAllocator(Component):
         if services:
             live = self.store.get_services(services)
             ensure_vips(self.store, list(live.values()))
+            network_ids = [n.id for n in self.store.list_networks()]
             for service in live.values():
-                self.release_stale_vips(service)
+                self.release_stale_vips(service, network_ids)
         if gc:
             self.reconcile_all()
 
@@ -71,9 +72,9 @@ class NetworkAllocator(Component):
             for task_id in task_ids:
                 self.store.release_address(network.id, task_id)
 
-    def release_stale_vips(self, service: Service) -> None:
+    def release_stale_vips(self, service: Service, network_ids: list[str]) -> None:
         keep = set() if service.spec.deploy.endpoint_mode == "dnsrr" else {n.id for n in service.networks}
-        held = self.store.addresses_of(vip_owner(service.id), (n.id for n in self.store.list_networks()))
+        held = self.store.addresses_of(vip_owner(service.id), network_ids)
         for network_id in held.keys() - keep:  # one read for all, a write only where one goes
             self.store.release_address(network_id, vip_owner(service.id))
 

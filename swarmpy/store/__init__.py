@@ -27,8 +27,8 @@ from swarmpy.store.services import ServiceRecords
 from swarmpy.store.tasks import TaskRecords
 from swarmpy.store.tokens import TokenRecords
 
-__all__ = ["DEFAULT_PREFIX", "EVENTS_MAXLEN", "AddressesExhausted", "Conflict", "NotFound", "PlanFacts", "Store", "StoreError",
-           "vip_owner"]
+__all__ = ["DEFAULT_PREFIX", "EVENTS_MAXLEN", "AddressesExhausted", "Conflict", "NotFound", "PlanFacts", "Store",
+           "StoreError", "vip_owner"]
 
 
 class Store(PlanningReads, NodeRecords, ServiceRecords, TaskRecords, ObjectRecords, NetworkRecords, TokenRecords,

@@ -80,8 +80,11 @@ class NetworkRecords(StoreBase):
         return Network.from_dict(json.loads(raw))
 
     def list_networks(self) -> list[Network]:
-        found = [Network.from_dict(json.loads(v)) for v in self.redis.hvals(self._networks_key())]
-        return sorted(found, key=lambda n: n.name)
+        return self._networks_of(self.redis.hvals(self._networks_key()))
+
+    @staticmethod
+    def _networks_of(raws) -> list[Network]:
+        return sorted((Network.from_dict(json.loads(v)) for v in raws), key=lambda n: n.name)
 
     def network_id_by_name(self, name: str) -> str | None:
         return self.redis.hget(self._network_names_key(), name)

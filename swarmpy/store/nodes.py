@@ -22,8 +22,11 @@ class NodeRecords(StoreBase):
         return Node.from_dict(json.loads(raw))
 
     def list_nodes(self) -> list[Node]:
-        nodes = [Node.from_dict(json.loads(v)) for v in self.redis.hvals(self._nodes_key())]
-        return sorted(nodes, key=lambda n: (n.hostname, n.id))
+        return self._nodes_of(self.redis.hvals(self._nodes_key()))
+
+    @staticmethod
+    def _nodes_of(raws) -> list[Node]:
+        return sorted((Node.from_dict(json.loads(v)) for v in raws), key=lambda n: (n.hostname, n.id))
 
     def local_node_id(self, machine: str) -> str | None:
         """The node of `machine`'s own engine (the one reached without SSH), if registered."""

@@ -36,21 +36,20 @@ class PlanningReads(NodeRecords, ServiceRecords, NetworkRecords):
         p.hvals(self._networks_key())
         p.hvals(self._nodes_key())
         p.hgetall(self.key("service", "ports"))
-        p.hget(self.key("stacks"), stack or "")
-        cluster, networks, nodes, ports, record = p.execute()
-        nodes = sorted((Node.from_dict(json.loads(v)) for v in nodes), key=lambda n: (n.hostname, n.id))
-        stored = json.loads(record) if stack and record else None
+        if stack is not None:
+            p.hget(self.key("stacks"), stack)
+        cluster, networks, nodes, ports, *record = p.execute()
+        nodes = self._nodes_of(nodes)
+        stored = json.loads(record[0]) if record and record[0] else None
         ids = (stored or {}).get("services") or []
         p = self.redis.pipeline(transaction=False)
-        p.mget([self.key("net", "status", n.id) for n in nodes] or [self.key("net", "status", "")])
-        p.hmget(self._services_key(), ids or [""])
-        statuses, services = p.execute()
-        published = {(port, protocol): name for name, listed in ports.items() for port, protocol in json.loads(listed)}
-        return PlanFacts(
-            cluster=cluster,
-            networks=sorted((Network.from_dict(json.loads(v)) for v in networks), key=lambda n: n.name),
-            nodes=nodes,
-            net_statuses={n.id: json.loads(v) for n, v in zip(nodes, statuses) if v},
-            published=published, stack=stored,
-            services=sorted((s for s in (Service.from_dict(json.loads(r)) for r in services if r) if s.stack == stack),
-                            key=lambda s: s.name))
+        if nodes:
+            p.mget([self.key("net", "status", n.id) for n in nodes])
+        if ids:
+            p.hmget(self._services_key(), ids)
+        answers = p.execute()
+        statuses = answers.pop(0) if nodes else []
+        return PlanFacts(cluster=cluster, networks=self._networks_of(networks), nodes=nodes,
+                         net_statuses={n.id: json.loads(v) for n, v in zip(nodes, statuses) if v},
+                         published=self._ports_of(ports), stack=stored,
+                         services=self._services_of(answers[0], stack) if ids else [])

@@ -37,18 +37,22 @@ class ServiceRecords(StoreBase):
     def list_services(self, stack: str | None = None) -> list[Service]:
         if stack is not None:  # only the stack's own records, not every service's
             ids = (self.get_stack(stack) or {}).get("services") or []
-            services = [s for s in self.get_services(ids).values() if s.stack == stack]
-        else:
-            services = [Service.from_dict(json.loads(v)) for v in self.redis.hvals(self._services_key())]
-        return sorted(services, key=lambda s: s.name)
+            return self._services_of(self.redis.hmget(self._services_key(), ids) if ids else [], stack)
+        return self._services_of(self.redis.hvals(self._services_key()))
+
+    @staticmethod
+    def _services_of(raws, stack: str | None = None) -> list[Service]:
+        """The records, by name; with `stack`, only that stack's (a stack's record lists ids)."""
+        services = (Service.from_dict(json.loads(r)) for r in raws if r)
+        return sorted((s for s in services if stack is None or s.stack == stack), key=lambda s: s.name)
 
     def published_ports(self) -> dict[tuple[int, str], str]:
         """Ingress ports in use: (port, protocol) -> the service publishing it (they are cluster-wide)."""
-        taken = {}
-        for name, ports in self.redis.hgetall(self.key("service", "ports")).items():
-            for port, protocol in json.loads(ports):
-                taken[(port, protocol)] = name
-        return taken
+        return self._ports_of(self.redis.hgetall(self.key("service", "ports")))
+
+    @staticmethod
+    def _ports_of(index: dict[str, str]) -> dict[tuple[int, str], str]:
+        return {(port, protocol): name for name, listed in index.items() for port, protocol in json.loads(listed)}
 
     def publishing_services(self) -> list[Service]:
         """The services that publish ingress ports, found through the ports index (the mesh's
