@@ -5,8 +5,8 @@ A task's addresses go back when it ends (its start job took them); a service's
 virtual IPs when it is removed, leaves a network, or turns to `dnsrr`, and a
 `vip` service that lacks one gets it. A stack's network goes once no service
 uses it and no task is on it (`stack rm`, or a redeploy that dropped it); the
-programmers then take it off the nodes. The full pass every few seconds catches
-whatever the events did not say.
+programmers then take it off the nodes. A full pass (when events may have been
+missed, and every minute) catches whatever the events did not say.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ _ENDED = {s.value for s in TaskState if s.terminal}
 
 class NetworkAllocator(Component):
     name = "allocator"
-    full_pass_every = 10.0
+    # A last resort only (a pass reads every service and address): the loop makes one at once when it
+    # may have missed events.
+    full_pass_every = 60.0
 
     def handle(self, events) -> None:
         ended: dict[str, set[str]] = {}  # service id -> tasks that ended

@@ -1,7 +1,9 @@
 """The shape every control loop of the leader shares (SwarmKit's habit): a
 `run()` loop and `stop()`, a full reconcile when it starts (to catch what it
 missed), then work driven by the store's event stream, plus timers for
-delayed work, plus a periodic full pass as a safety net.
+delayed work. A full pass runs again whenever events may have been missed (a
+pass failed, or the stream lost entries the loop had not read), and, as a
+last resort, every `full_pass_every` seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class Component:
     name = "component"
     full_pass_every = 10.0  # seconds between safety-net full reconciles
     batch_window = 0.0  # seconds to let events gather before handling them
+    gap_check_every = 1.0  # seconds between checks that the stream still holds what the loop has not read
 
     def __init__(self, store: Store):
         self.store = store
@@ -29,13 +32,17 @@ class Component:
     # -- to implement
 
     def reconcile_all(self) -> None:
-        """Look at everything and act (at start, and every `full_pass_every` seconds)."""
+        """Look at everything and act (at start, when events may have been missed, and every
+        `full_pass_every` seconds)."""
 
     def handle(self, events: list[tuple[str, dict]]) -> None:
         """React to events from the store's stream."""
 
     def on_timer(self, now: float) -> None:
         """Called when a wake-up asked for with `wake(at)` is due."""
+
+    def on_tick(self, now: float) -> None:
+        """Called on every turn of the loop (at least twice a second): cheap periodic checks."""
 
     # -- the loop
 
@@ -60,13 +67,22 @@ class Component:
 
     def run(self) -> None:
         cursor = self.store.last_event_id()
-        last_full = 0.0
+        last_full = last_gap_check = 0.0
+        missed = True  # whatever happened before the loop started
         while not self._stop.is_set():
             try:
                 now = time.time()
-                if now - last_full >= self.full_pass_every:
+                if now - last_gap_check >= self.gap_check_every:
+                    last_gap_check = now
+                    resume = self.store.events_missed(cursor)
+                    if resume is not None:
+                        log.warning("%s: the event stream lost events after %s; full pass", self.name, cursor)
+                        cursor, missed = resume, True
+                if missed or now - last_full >= self.full_pass_every:
                     last_full = now
                     self.reconcile_all()
+                    missed = False
+                self.on_tick(now)
                 if self._wake_at is not None and self._wake_at <= time.time():
                     self._wake_at = None
                     self.on_timer(time.time())
@@ -84,4 +100,5 @@ class Component:
                         self.handle(events)
             except Exception:  # a control loop must outlive one bad pass
                 log.exception("%s: pass failed; retrying", self.name)
+                missed = True  # the events of the failed pass, or those the store lost meanwhile
                 self._stop.wait(1.0)

@@ -6,7 +6,9 @@ delay keeps a task waiting there). The dispatcher enqueues one rq job per
 task action on the node's own queue, with a job id derived from the task and
 the action, so that enqueuing twice is harmless. Every few seconds it also
 looks for tasks whose job was lost (a worker killed mid-job) and sends them
-again: every job is idempotent.
+again: every job is idempotent. It looks only at the tasks it sent a job for
+that have not settled yet; a full pass over every task (at start, then every
+minute) finds any other.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ JOB_TIMEOUT = 600  # seconds; a first image transfer to a slow node can take a w
 RESULT_TTL = 300
 FAILURE_TTL = 3600
 STUCK_AFTER = 5.0  # seconds a task may wait in a non-final worker state before its job is checked
+CHECK_EVERY = 5.0  # seconds between looks at the unsettled tasks for lost jobs
 
 _START = "swarmpy.worker.jobs.start_task"
 _STOP = "swarmpy.worker.jobs.stop_task"
@@ -116,11 +119,15 @@ def job_id(action: str, task_id: str) -> str:
 
 class Dispatcher(Component):
     name = "dispatcher"
-    full_pass_every = 5.0
+    # The unsettled tasks are checked every CHECK_EVERY seconds: this pass (it reads every task)
+    # only finds a stuck task the dispatcher did not send, e.g. one a previous leader sent.
+    full_pass_every = 60.0
 
     def __init__(self, store, queues: JobQueues):
         super().__init__(store)
         self.queues = queues
+        self.unsettled: set[str] = set()  # tasks starting or stopping: sent a job here, or found by a full pass
+        self.checked_at = 0.0
 
     def handle(self, events) -> None:
         if any(e.get("kind") == "task" and e.get("action") in ("assign", "desired", "create") for _, e in events) \
@@ -130,6 +137,10 @@ class Dispatcher(Component):
     def on_timer(self, now: float) -> None:
         self.dispatch_due()
 
+    def on_tick(self, now: float) -> None:
+        if now - self.checked_at >= CHECK_EVERY:
+            self.check_unsettled()
+
     @DISPATCH.time()
     def dispatch_due(self) -> None:
         now = time.time()
@@ -137,8 +148,9 @@ class Dispatcher(Component):
                 for node_id, container_id in self.store.take_container_removals()]
         ids = self.store.due_dispatch(now)
         tasks = self.store.get_tasks(ids) if ids else []
-        jobs += [job for job in map(self.job_for, tasks) if job]
-        self.queues.enqueue(jobs)
+        task_jobs = {t.id: job for t in tasks if (job := self.job_for(t))}
+        self.unsettled.update(task_jobs)  # before sending: a job lost on the way is found too
+        self.queues.enqueue(jobs + list(task_jobs.values()))
         self.wake(self.store.next_dispatch_time())
 
     @staticmethod
@@ -154,20 +166,30 @@ class Dispatcher(Component):
         return None
 
     def reconcile_all(self) -> None:
-        """The safety net: tasks whose job was lost get it again."""
+        """The full pass: every task is looked at, and those not settled are watched from now on."""
         self.dispatch_due()
-        now = time.time()
+        self.unsettled = self.resend_lost(self.store.all_tasks())
+
+    def check_unsettled(self) -> None:
+        """The safety net between full passes: only the tasks not settled yet are read again."""
+        self.unsettled = self.resend_lost(self.store.get_tasks(self.unsettled))
+
+    def resend_lost(self, tasks: list[Task]) -> set[str]:
+        """Send again the jobs of these tasks that were lost; returns the ids of those not settled
+        yet (tasks missing from `tasks`, gone from the store, are settled)."""
+        self.checked_at = now = time.time()  # a full pass is a check too
+        unsettled = set()
         resend = []
-        tasks = self.store.all_tasks()
         waiting = self.store.dispatch_pending([t.id for t in tasks if t.desired_state == DesiredState.SHUTDOWN])
         for task in tasks:
-            if task.id in waiting:
+            if task.id in waiting:  # its action is due later (a stop's grace period): watched once sent
                 continue
             if task.node_id is None or task.state.terminal:
                 continue
             stopping = task.desired_state == DesiredState.SHUTDOWN
             if not stopping and task.state not in _IN_PROGRESS:
-                continue
+                continue  # running, as wanted
+            unsettled.add(task.id)
             if now - task.updated_at < STUCK_AFTER or task.not_before > now:
                 continue
             action = "stop" if stopping else "start"
@@ -180,3 +202,4 @@ class Dispatcher(Component):
             log.warning("dispatcher: sending %s again (its %s job is %s, by %s)", task.display_name, action,
                         status or "gone", worker or "no worker")
         self.queues.enqueue([job for job in map(self.job_for, resend) if job])
+        return unsettled

@@ -1,7 +1,7 @@
 """The orchestrator (leader): turns services into tasks and keeps them so.
 
 For each service whose state may have changed (an event said so, a timer came
-due, or the periodic full pass), it reads the service, its tasks and the nodes,
+due, or a full pass), it reads the service, its tasks and the nodes,
 asks `reconcile` for a plan, and commits every plan of the pass in one Redis
 transaction. Restart delays and update delays come back as timers.
 """
@@ -30,6 +30,9 @@ def satisfies(service: Service, node: Node) -> bool:
 class Orchestrator(Component):
     name = "orchestrator"
     batch_window = 0.005
+    # A last resort only (a pass reads every service and task): the loop makes one at once when it
+    # may have missed events.
+    full_pass_every = 60.0
 
     def __init__(self, store):
         super().__init__(store)

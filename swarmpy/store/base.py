@@ -75,6 +75,12 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+def stream_id(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ("<ms>-<seq>") as the pair Redis orders by (as strings, "9-0" > "10-0")."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 class StoreBase:
     def __init__(self, connection: redis.Redis, prefix: str = DEFAULT_PREFIX):
         self.redis = connection
@@ -143,6 +149,23 @@ class StoreBase:
         """Events after `after` (an event id); waits up to `block_ms` when there are none."""
         answer = self.redis.xread({self.events_key: after}, count=count, block=block_ms)
         return answer[0][1] if answer else []
+
+    def events_missed(self, after: str) -> str | None:
+        """Whether a reader at `after` (the last event id it read) lost events, in one round trip:
+        the stream was trimmed past it (its first entry is newer), or went back in time (its last
+        entry is older: a failover to a replica that lacked the newest entries; XREAD would skip
+        the new ones until their ids pass the cursor). Returns the id to read on from, the
+        stream's last (a full pass covers what came before), or None when nothing was lost."""
+        with self.redis.pipeline(transaction=False) as p:
+            p.xrange(self.events_key, count=1)
+            p.xrevrange(self.events_key, count=1)
+            first, last = p.execute()
+        last_id = last[0][0] if last else "0-0"
+        cursor = stream_id(after)
+        trimmed = bool(first) and after != "0-0" and stream_id(first[0][0]) > cursor
+        if trimmed or stream_id(last_id) < cursor:
+            return last_id
+        return None
 
     # ------------------------------------------------------------------ records
 
