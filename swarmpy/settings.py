@@ -37,6 +37,7 @@ class ClusterConfig:
     workers: int = 2  # job processes of a worker
     threads: int = 12  # jobs each job process runs at once
     per_node: int = 4  # jobs one job process runs at once on one node (an engine's sweet spot is ~8)
+    sessions: int = 16  # logs and exec sessions each job process serves at once, besides its jobs
     default_addr_pool: str = "10.0.0.0/8"  # where networks' subnets come from (Swarm's default)
     subnet_size: int = 24  # prefix length of each network's subnet
     sentinels: list[str] = field(default_factory=list)  # "host:port" of the Sentinels this host knows

@@ -185,7 +185,8 @@ def worker(state_dir, processes, threads, local_node, docker_socket, log_level):
         fail(f"no cluster config in {state.path}: run `swarmpy init` first")
     config = state.load()
     local = {"socket_path": docker_socket, "address": config.advertise_addr} if local_node else None
-    runner.run(state, processes or config.workers, threads or config.threads, config.per_node, local)
+    runner.run(state, processes or config.workers, threads or config.threads, config.per_node, local,
+               sessions=config.sessions)
 
 
 @click.group("lb", invoke_without_command=True)

@@ -83,7 +83,7 @@ class JobQueues:
             p.execute()
 
     def enqueue_call(self, queue: str, func: str, args: tuple) -> None:
-        """A one-off job on a queue (a node's logs), not tied to a task."""
+        """A one-off job on a queue (a node's logs, an exec), not tied to a task."""
         self.queue(queue).enqueue_call(func, args=args, timeout=24 * 3600, result_ttl=60, failure_ttl=600)
 
     def call(self, func: str, args: tuple, timeout: float, queue: str | None = None):

@@ -48,7 +48,7 @@ def start(ctx: ManagerContext, service: Service, body: ExecStart) -> dict:
     store.open_exec(exec_id, {"stack": service.stack, "service": service.name, "task": task.display_name,
                               "node": node.hostname, "tty": body.tty, "created_at": time.time()})
     size = [body.width, body.height] if body.width else None
-    ctx.queues.enqueue_call(store.queue_name(node.id), "swarmpy.worker.exec.run_exec",
+    ctx.queues.enqueue_call(store.session_queue(node.id), "swarmpy.worker.exec.run_exec",
                             (exec_id, node.id, task.container_id, body.cmd, body.tty, body.stdin, size))
     return {"id": exec_id, "task": task.display_name, "task_id": task.id, "node": node.hostname,
             "container_id": task.container_id}

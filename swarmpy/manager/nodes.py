@@ -209,7 +209,7 @@ def stream_logs(ctx: ManagerContext, service: Service, follow: bool, tail: str,
             except NotFound:
                 continue
             pending.add(node_id)
-            ctx.queues.enqueue_call(store.queue_name(node_id), "swarmpy.worker.logs.stream_node_logs",
+            ctx.queues.enqueue_call(store.session_queue(node_id), "swarmpy.worker.logs.stream_node_logs",
                                     (request_id, node_id, task_ids, follow, tail, timestamps,
                                      service.id if follow else None))
 

@@ -124,6 +124,11 @@ class StoreBase:
         """The rq queue of a node's task actions: one per node, so one slow host delays no other."""
         return f"{self.prefix}node:{node_id}"
 
+    def session_queue(self, node_id: str) -> str:
+        """The rq queue of a node's sessions (logs, exec), which last as long as their user
+        wants: served by threads of their own, so that no number of them holds up task actions."""
+        return f"{self.prefix}sessions:{node_id}"
+
     @property
     def control_queue(self) -> str:
         """The rq queue of work any worker can do (probing a host before it joins)."""

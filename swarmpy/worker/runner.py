@@ -10,7 +10,10 @@ but never more than `per_node` on one node, which is where an engine stops
 going faster and starts going slower.
 
 Each worker listens on the queue of every node it can reach: one queue per
-node, so a slow or dead host never delays another. The queue list follows the
+node, so a slow or dead host never delays another. Logs and exec sessions
+last as long as their user wants: they have queues of their own per node
+(`session_queue`), served by other threads that take no node slot, so that
+no number of `logs -f` holds up a task's start. The queue list follows the
 nodes as they come and go and leaves out the nodes already busy to their
 limit (a job taken for one goes back to the head of its queue); each worker
 orders the nodes at random, so that no node is everyone's first.
@@ -71,14 +74,33 @@ class NodeSlots:
             self.busy[queue] -= 1
 
 
+class ReachableNodes:
+    """The nodes this machine reaches and that are not down, read at most once a second for all
+    the rq workers of a job process (each looks every second)."""
+
+    def __init__(self, ctx: WorkerContext, max_age: float = 1.0):
+        self.ctx, self.max_age = ctx, max_age
+        self.nodes: list = []
+        self.read_at = float("-inf")
+        self.lock = threading.Lock()
+
+    def get(self) -> list:
+        with self.lock:
+            if time.monotonic() - self.read_at >= self.max_age:
+                self.nodes = [n for n in self.ctx.store.list_nodes()
+                              if self.ctx.can_reach(n) and n.status != NodeStatus.DOWN]
+                self.read_at = time.monotonic()
+            return self.nodes
+
+
 class NodeQueueWorker(SimpleWorker):
     """An rq worker (in a thread of its job process) whose queues are the nodes this machine
     reaches and that are not busy to their limit, refreshed every second."""
 
     death_penalty_class = TimerDeathPenalty  # SIGALRM is for a process's main thread only
 
-    def __init__(self, ctx: WorkerContext, slots: NodeSlots, *args, **kwargs):
-        self.ctx, self.slots = ctx, slots
+    def __init__(self, ctx: WorkerContext, slots: NodeSlots, nodes: ReachableNodes, *args, **kwargs):
+        self.ctx, self.slots, self.nodes = ctx, slots, nodes
         super().__init__(self.current_queue_names(), *args, **kwargs)
 
     def _install_signal_handlers(self):
@@ -89,14 +111,16 @@ class NodeQueueWorker(SimpleWorker):
         try:
             return super().execute_job(job, queue)
         finally:
-            if queue.name != self.ctx.store.control_queue:
+            if self.takes_slot(queue.name):
                 self.slots.give(queue.name)
             _observe(self.ctx.store, queue.name, job, time.monotonic() - started)
 
+    def takes_slot(self, queue: str) -> bool:
+        return queue != self.ctx.store.control_queue
+
     def current_queue_names(self) -> list[str]:
-        nodes = [n for n in self.ctx.store.list_nodes()
-                 if self.ctx.can_reach(n) and n.status != NodeStatus.DOWN]
-        names = [q for q in (self.ctx.store.queue_name(n.id) for n in nodes) if not self.slots.full(q)]
+        names = [q for q in (self.ctx.store.queue_name(n.id) for n in self.nodes.get())
+                 if not self.slots.full(q)]
         random.shuffle(names)  # no node first for every worker
         return [self.ctx.store.control_queue] + names
 
@@ -113,10 +137,23 @@ class NodeQueueWorker(SimpleWorker):
             if result is None:
                 continue
             job, queue = result
-            if queue.name == self.ctx.store.control_queue or self.slots.take(queue.name):
+            if not self.takes_slot(queue.name) or self.slots.take(queue.name):
                 return result
             queue.push_job_id(job.id, at_front=True)  # its node is busy enough: back for later
         return None
+
+
+class SessionWorker(NodeQueueWorker):
+    """An rq worker (a thread of a job process) for the sessions (logs, exec) of the nodes this
+    machine reaches: no node slot, as a session mostly waits on its user."""
+
+    def takes_slot(self, queue: str) -> bool:
+        return False
+
+    def current_queue_names(self) -> list[str]:
+        names = [self.ctx.store.session_queue(n.id) for n in self.nodes.get()]
+        random.shuffle(names)
+        return names
 
 
 def _observe(store: Store, queue: str, job, seconds: float) -> None:
@@ -145,7 +182,7 @@ def make_context(state: StateDir) -> WorkerContext:
     return WorkerContext.create(Store.from_config(config, replication.WORKER), vault, state)
 
 
-def job_process(state_path: str, parent: int, threads: int, per_node: int) -> None:
+def job_process(state_path: str, parent: int, threads: int, per_node: int, sessions: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us with SIGTERM
     # a job process without its worker would go on taking jobs that the next worker's processes
     # take too: it goes at once, and its unfinished jobs are retried
@@ -157,15 +194,19 @@ def job_process(state_path: str, parent: int, threads: int, per_node: int) -> No
     # the process is what holds locks (a dead process frees them); each thread is an rq worker
     ctx.worker_name = f"{socket.gethostname()}.{os.getpid()}"
     names = [f"{ctx.worker_name}.{t}" for t in range(threads)]
-    alive_names = [ctx.worker_name, *names]
+    session_names = [f"{ctx.worker_name}.s{t}" for t in range(sessions)]
+    alive_names = [ctx.worker_name, *names, *session_names]
     stop = threading.Event()
     for name in alive_names:
         ctx.store.mark_alive("worker", name, {"pid": os.getpid()}, ALIVE_TTL)
     threading.Thread(target=_keep_alive, args=(ctx.store, alive_names, stop), daemon=True).start()
-    connection = replication.client(state.load(), replication.WORKER, decode_responses=False, max_connections=threads * 4)
-    slots = NodeSlots(per_node)
-    workers = [NodeQueueWorker(ctx, slots, connection=connection, name=name,
-                               serializer=JSONSerializer) for name in names]
+    connection = replication.client(state.load(), replication.WORKER, decode_responses=False, 
+                                    max_connections=(threads + sessions) * 4)
+    slots, nodes = NodeSlots(per_node), ReachableNodes(ctx)
+    workers = [NodeQueueWorker(ctx, slots, nodes, connection=connection, name=name, serializer=JSONSerializer)
+               for name in names]
+    workers += [SessionWorker(ctx, slots, nodes, connection=connection, name=name, serializer=JSONSerializer)
+                for name in session_names]
     runners = [threading.Thread(target=w.work, kwargs={"logging_level": "WARNING"}, daemon=True) for w in workers]
     for r in runners:
         r.start()
@@ -181,7 +222,7 @@ def job_process(state_path: str, parent: int, threads: int, per_node: int) -> No
 
 
 def run(state: StateDir, processes: int = 2, threads: int = 12, per_node: int = 4,
-        local_node: dict | None = None) -> None:
+        local_node: dict | None = None, sessions: int = 16) -> None:
     """The worker's parent: start the job processes, watch the nodes, restart what dies."""
     ctx = make_context(state)
     set_current(ctx)
@@ -192,7 +233,7 @@ def run(state: StateDir, processes: int = 2, threads: int = 12, per_node: int = 
     stopping = threading.Event()
 
     def start(index: int) -> None:
-        p = spawn.Process(target=job_process, args=(str(state.path), os.getpid(), threads, per_node),
+        p = spawn.Process(target=job_process, args=(str(state.path), os.getpid(), threads, per_node, sessions),
                           name=f"swarmpy-job-{index}",
                           daemon=True)
         p.start()

@@ -192,3 +192,24 @@ def test_logs_follow_takes_in_tasks_that_start_after_it_began(cluster):
         process.terminate()
         process.wait(10)
         cluster.cli("service", "rm", "plx_logs", check=False)
+
+
+def test_many_logs_follow_do_not_hold_up_task_starts(cluster):
+    """Each `logs -f` holds a worker thread for as long as it runs: more of them than a node has job
+    slots (2 job processes x 4) must still leave the node's task starts alone."""
+    pin = ["--constraint", "node.hostname==node2", "--stop-grace-period", "1s"]
+    cluster.cli("service", "create", "--name", "plx_chatty", *pin, "swarmpy/busybox:latest",
+                "sh", "-c", "while true; do echo tick; sleep 0.5; done")
+    followers = [follow(cluster, "service", "logs", "-f", "plx_chatty") for _ in range(10)]
+    try:
+        wait_for(lambda: all(lines for _, lines in followers), 60, what="every follower to hear the task")
+        assert all(process.poll() is None for process, _ in followers)
+        cluster.cli("service", "create", "-d", "--name", "plx_late", *pin, "swarmpy/busybox:latest",
+                    "sleep", "3600")
+        wait_for(lambda: len(running(cluster, "plx_late")) == 1, 30, what="a task to start beside 10 followers")
+    finally:
+        for process, _ in followers:
+            process.terminate()
+        for process, _ in followers:
+            process.wait(10)
+        cluster.cli("service", "rm", "plx_chatty", "plx_late", check=False)
