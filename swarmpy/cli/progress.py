@@ -34,7 +34,7 @@ def _bar(state: str) -> str:
     return "[" + "=" * filled + ">" + " " * (BAR - filled) + "]"
 
 
-def _live(tasks: list[dict], spec_version: int) -> list[dict]:
+def _live(tasks: list[dict]) -> list[dict]:
     live = [t for t in tasks if t["desired_state"] != "shutdown"]
     newest: dict = {}
     for t in sorted(live, key=lambda t: t["created_at"]):
@@ -44,17 +44,19 @@ def _live(tasks: list[dict], spec_version: int) -> list[dict]:
 
 def status(summary: dict, tasks: list[dict]) -> tuple[bool, list[str], list[str]]:
     """(converged, lines to show, errors of failed tasks) of one service."""
-    mode, spec_version = summary["mode"], summary["spec_version"]
-    slots = _live(tasks, spec_version)
-    errors = sorted({t["error"] for t in tasks if t["error"] and t["spec_version"] == spec_version
+    mode = summary["mode"]
+    # the spec versions whose tasks run the current spec (after a rollback, the tasks it left alone too)
+    current_versions = summary.get("current_versions") or [summary["spec_version"]]
+    slots = _live(tasks)
+    errors = sorted({t["error"] for t in tasks if t["error"] and t["spec_version"] in current_versions
                      and t["state"] in ("failed", "rejected", "pending")})
     if mode.endswith("job"):
-        done = sum(1 for t in slots if t["state"] == "complete" and t["spec_version"] == spec_version)
+        done = sum(1 for t in slots if t["state"] == "complete" and t["spec_version"] in current_versions)
         total = summary["desired"]
         converged = total > 0 and done >= total or (total == 0)
         lines = [f"job progress: {done} out of {total} complete"]
     else:
-        current = [t for t in slots if t["spec_version"] == spec_version and t["state"] == "running"]
+        current = [t for t in slots if t["spec_version"] in current_versions and t["state"] == "running"]
         desired = summary["desired"]
         update = summary.get("update_status") or {}
         running = len(current) == desired == len(slots)
@@ -63,7 +65,7 @@ def status(summary: dict, tasks: list[dict]) -> tuple[bool, list[str], list[str]
         lines = [f"overall progress: {rolling_back}{len(current)} out of {desired} tasks"]
         if desired <= MAX_BARS:
             for i, t in enumerate(slots[:desired], 1):
-                state = t["state"] if t["spec_version"] == spec_version else "pending"
+                state = t["state"] if t["spec_version"] in current_versions else "pending"
                 lines.append(f"{i}/{desired}: {state:<10}{_bar(state)}")
         if running and not converged:
             lines.append("verify: Waiting to verify that tasks are stable (the update's monitor period)...")

@@ -138,7 +138,7 @@ class _Reconciler:
     def succeeded(self, slot) -> bool:
         """A job's slot is done once a task of the current version completed."""
         return any(t.state == TaskState.COMPLETE and t.exit_code in (None, 0)
-                   and t.spec_version == self.service.spec_version for t in self.slots.get(slot, ()))
+                   and self.service.runs_current(t.spec_version) for t in self.slots.get(slot, ()))
 
     # -- the steps
 
@@ -203,7 +203,7 @@ class _Reconciler:
 
     def waiting_for_stop(self, slot) -> bool:
         """A stop-first update stopped this slot's old task, which has not stopped yet."""
-        return any(not is_live(t) and not t.state.terminal and t.spec_version < self.service.spec_version
+        return any(not is_live(t) and not t.state.terminal and not self.service.runs_current(t.spec_version)
                    and t not in self.plan.create for t in self.slots.get(slot, ()))
 
     def scale(self) -> None:
@@ -254,7 +254,7 @@ class _Reconciler:
         """A job's new version runs again: old-version tasks leave their slots."""
         for slot in list(self.slots):
             for t in self.live(slot):
-                if t.spec_version < self.service.spec_version and t not in self.plan.create:
+                if not self.service.runs_current(t.spec_version) and t not in self.plan.create:
                     self.shutdown(t)
         if not self.global_mode:
             self.fill_job_slots(self.spec.deploy.replicas)

@@ -112,7 +112,7 @@ def _task_order(task: Task) -> tuple:
 
 def _spec_of(task: Task, service: Service) -> ServiceSpec:
     """The spec a task was made from: the current one, or the one before the last update."""
-    if service.previous_spec is not None and task.spec_version < service.spec_version:
+    if service.previous_spec is not None and not service.runs_current(task.spec_version):
         return service.previous_spec
     return service.spec
 

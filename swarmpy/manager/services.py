@@ -101,10 +101,10 @@ def update(store: Store, service: Service, spec: ServiceSpec, force: bool, limit
     plan = _plan(store, service.stack, spec, service, service.networks, now)
     updated = plan.changed[0] if plan.changed else service
     if force:  # Docker's ForceUpdate: the tasks are replaced although nothing changed
+        changes = {"version": service.version + 1, "updated_at": now}
         bumped = updated.spec_version == service.spec_version
-        updated = updated.copy(version=service.version + 1, updated_at=now,
-                               spec_version=service.spec_version + 1 if bumped else updated.spec_version,
-                               previous_spec=service.spec if bumped else updated.previous_spec)
+        updated = service.with_tasks_spec(updated.spec, networks=updated.networks, **changes) if bumped \
+            else updated.copy(**changes)
     if updated is not service:
         store.put_service(updated, service.version)
     return updated

@@ -121,10 +121,9 @@ def plan_stack(name: str, stack: StackSpec, existing: list[Service], published: 
             continue
         plan.expected[before.id] = before.version
         tasks_changed = task_part(before.spec) != task_part(spec) or before.networks != joined or files_changed
-        plan.changed.append(before.copy(
-            spec=spec, networks=joined, version=before.version + 1, updated_at=now,
-            spec_version=before.spec_version + (1 if tasks_changed else 0),
-            previous_spec=before.spec if tasks_changed else before.previous_spec))
+        changes = {"networks": joined, "version": before.version + 1, "updated_at": now}
+        plan.changed.append(before.with_tasks_spec(spec, **changes) if tasks_changed
+                            else before.copy(spec=spec, **changes))
     wanted = {full_name(name, s) for s in stack.services}
     leftover = [s for s in existing if s.name not in wanted]
     if prune:
@@ -145,8 +144,7 @@ def name_clashes(plan: StackPlan, id_by_name) -> list[tuple[str, str]]:
 def rolled_back(service: Service, now: float | None = None) -> Service:
     """The service on its previous spec again, as a new version of its tasks (`service rollback`,
     `failure_action: rollback`); the spec it leaves becomes the previous one."""
-    return service.copy(spec=service.previous_spec, previous_spec=service.spec, version=service.version + 1,
-                        spec_version=service.spec_version + 1, updated_at=now or time.time())
+    return service.rolled_back(version=service.version + 1, updated_at=now or time.time())
 
 
 def scale(service: Service, replicas: int) -> Service:

@@ -49,7 +49,8 @@ def advance(r: "_Reconciler") -> None:
             for old in live[:-1]:
                 r.shutdown(old)
 
-    outdated = sorted((s for s in r.slots if (cur := r.current(s)) is not None and cur.spec_version < version),
+    outdated = sorted((s for s in r.slots if (cur := r.current(s)) is not None
+                       and not service.runs_current(cur.spec_version)),
                       key=str)
     if status is None or status.get("version") != version:
         if not outdated:

@@ -36,7 +36,7 @@ def replicas(service: Service, tasks: list[dict], nodes: list[Node],
     if mode == "global":
         desired = len(eligible | {t["node_id"] for t in live if t["state"] not in _ENDED})
         return running, desired, f"{running}/{desired}"
-    current = [t for t in tasks if t["spec_version"] == service.spec_version]
+    current = [t for t in tasks if service.runs_current(t["spec_version"])]
     done = len({t["slot"] if t["slot"] is not None else t["node_id"] for t in current
                 if t["state"] == TaskState.COMPLETE.value and t.get("exit_code") in (None, 0)})
     total = service.spec.deploy.replicas if mode == "replicated-job" else len(
@@ -51,6 +51,7 @@ def service_summary(service: Service, tasks: list[dict], nodes: list[Node],
         "id": service.id, "name": service.name, "stack": service.stack, "mode": service.spec.deploy.mode,
         "replicas": text, "running": running, "desired": desired, "image": service.spec.image,
         "ports": ports_text(service), "version": service.version, "spec_version": service.spec_version,
+        "current_versions": service.current_versions,
         "update_status": update,
     }
 

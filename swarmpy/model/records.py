@@ -145,11 +145,35 @@ class Service(Serializable):
     version: int = 1  # revision of this record: every write checks and bumps it
     spec_version: int = 1  # bumped when the tasks' part of the spec changes; tasks carry it
     previous_spec: ServiceSpec | None = None
+    # Older spec versions whose tasks run `spec` too: after a rollback, the tasks the update had not
+    # reached yet, which the rollback leaves alone (as Swarm does).
+    alike_versions: list[int] = field(default_factory=list)
+    previous_versions: list[int] = field(default_factory=list)  # the spec versions whose tasks run `previous_spec`
     networks: list[ServiceNetwork] = field(default_factory=list)  # in the order the spec lists them
     update_state: str | None = None  # updating | paused | completed | rollback_started ...
     update_message: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
+
+    def runs_current(self, spec_version: int) -> bool:
+        """Whether tasks of this spec version run the service's spec (no update has to replace them)."""
+        return spec_version == self.spec_version or spec_version in self.alike_versions
+
+    @property
+    def current_versions(self) -> list[int]:
+        return [self.spec_version, *self.alike_versions]
+
+    def with_tasks_spec(self, spec: ServiceSpec, **changes) -> "Service":
+        """The service with a new spec for its tasks (a new spec version): every task is to be replaced."""
+        return self.copy(spec=spec, spec_version=self.spec_version + 1, alike_versions=[],
+                         previous_spec=self.spec, previous_versions=self.current_versions, **changes)
+
+    def rolled_back(self, **changes) -> "Service":
+        """The service on its previous spec again, as a new spec version whose tasks the ones still on
+        that spec already are; the spec it leaves becomes the previous one."""
+        return self.copy(spec=self.previous_spec, spec_version=self.spec_version + 1,
+                         alike_versions=self.previous_versions, previous_spec=self.spec,
+                         previous_versions=self.current_versions, **changes)
 
 
 @dataclass

@@ -57,12 +57,21 @@ def running(cluster) -> dict[str, list[tuple[str, str]]]:
 V1 = ("swarmpy/busybox:latest", "1")
 
 
+def container_ids(cluster) -> dict[str, set[str]]:
+    """service -> the ids of its running containers."""
+    out: dict[str, set[str]] = {}
+    for c in cluster.listed(STACK):
+        out.setdefault(c["Labels"]["com.swarmpy.service.name"].removeprefix(f"{STACK}_"), set()).add(c["Id"])
+    return out
+
+
 def test_failed_updates_pause_or_roll_back_and_never_wedge(cluster, tmp_path):
     v1 = cluster.write_stack(tmp_path, stack(1), "v1.yml")
     v2 = cluster.write_stack(tmp_path, stack(2, broken=True), "v2.yml")
     v3 = cluster.write_stack(tmp_path, stack(3), "v3.yml")
     try:
         cluster.deploy(v1, STACK)
+        before = container_ids(cluster)
 
         started = time.time()
         done = cluster.cli("stack", "deploy", "-c", str(v2), STACK, check=False, timeout=240)
@@ -82,6 +91,11 @@ def test_failed_updates_pause_or_roll_back_and_never_wedge(cluster, tmp_path):
             return all(now.get(f"{c}_rollback") == [V1, V1] and [v for v in now.get(f"{c}_pause", []) if v[1] != "2"]
                        == [V1] for c in CASES)
         wait_for(settled, 15, what=lambda: f"one version per service ({running(cluster)})")
+        # the rollback replaced only the slot the update had reached: the other still runs its first
+        # container, as in Swarm
+        after = container_ids(cluster)
+        for case in CASES:
+            assert len(before[f"{case}_rollback"] & after[f"{case}_rollback"]) == 1, (case, before, after)
         statuses = {s["name"]: s["update_status"] for s in cluster.json("service", "ls")}
         for case in CASES:
             assert statuses[f"{STACK}_{case}_pause"]["state"] == "paused"

@@ -41,7 +41,7 @@ def bump(service: Service, **deploy_changes) -> Service:
     v = service.spec_version + 1
     deploy = service.spec.deploy.copy(**deploy_changes)
     spec = service.spec.copy(image=f"busybox:{v}", deploy=deploy)
-    return service.copy(spec=spec, spec_version=v, version=service.version + 1, previous_spec=service.spec)
+    return service.with_tasks_spec(spec, version=service.version + 1)
 
 
 def scaled(service: Service, replicas: int) -> Service:

@@ -302,8 +302,7 @@ def test_failure_action_rollback_without_a_previous_spec_pauses():
 def rolling_back(world):
     """What the orchestrator does on plan.rollback: the previous spec, as a new spec_version."""
     svc = world.service
-    world.service = svc.copy(spec=svc.previous_spec, previous_spec=svc.spec, spec_version=svc.spec_version + 1,
-                             version=svc.version + 1)
+    world.service = svc.rolled_back(version=svc.version + 1)
     world.status = {**world.status, "version": world.service.spec_version, "mode": "rollback",
                     "state": "rollback_started", "started_at": world.now}
 
@@ -317,19 +316,38 @@ def with_rollback_config(world, cfg):
 
 
 def test_rollback_follows_rollback_config_and_completes():
-    world, old = deployed(parallelism=1, failure_action="rollback", previous=True, restart=restart_policy("none"))
+    world, old = deployed(replicas=4, parallelism=2, failure_action="rollback", previous=True,
+                          restart=restart_policy("none"))
     with_rollback_config(world, UpdateConfig(parallelism=0))
-    new = start_slot_one(world, old)
-    world.fail(new)
+    assert slots(world.step().shutdown) == [1, 2]
+    world.stopped(old[1])
+    world.stopped(old[2])
+    new1, new2 = world.step(1).create
+    world.run(new1)
+    world.fail(new2)
     assert world.step(1).rollback
     rolling_back(world)
     plan = world.step(1)
-    assert slots(plan.shutdown) == [1, 2, 3], "rollback_config: parallelism 0"
+    assert slots(plan.shutdown) == [1, 2], "rollback_config: parallelism 0; slots 3 and 4 are left alone"
     for _ in range(8):  # and its monitor (5 s)
         world.settle()
         world.step(1)
     assert world.status["state"] == "rollback_completed" and world.status["message"] == "rollback completed"
-    assert world.versions() == {1: [3], 2: [3], 3: [3]}
+    assert world.versions() == {1: [3], 2: [3], 3: [1], 4: [1]}, "slots 3 and 4 still ran the spec rolled back to"
+
+
+def test_a_rollback_replaces_only_the_slots_the_update_reached():
+    world, old = deployed(replicas=3, parallelism=1, failure_action="rollback", previous=True,
+                          restart=restart_policy("none"))
+    new = start_slot_one(world, old)
+    world.fail(new)
+    assert world.step(1).rollback
+    rolling_back(world)
+    world.status.pop("slots")  # as the orchestrator writes it: the rollback counts its own
+    plan = world.step(1)
+    assert slots(plan.shutdown) == slots(plan.create) == [1]
+    assert world.status["slots"] == 1
+    assert {t.id for ts in world.live().values() for t in ts} >= {old[2].id, old[3].id}
 
 
 def test_a_failing_rollback_pauses_and_never_rolls_back_again():
@@ -523,7 +541,7 @@ def test_a_rollback_keeps_its_reason_and_completes_after_its_own_monitor():
     rolling_back(world)
     world.status.pop("slots")  # as the orchestrator writes it: the rollback counts its own
     plan = world.step(1)
-    assert world.status["slots"] == 2 and slots(plan.shutdown) == [1, 2]
+    assert world.status["slots"] == 1 and slots(plan.create) == [1], "slot 2 never left the restored spec"
     for _ in range(3):
         world.settle()
         world.step(0.5)
@@ -533,7 +551,7 @@ def test_a_rollback_keeps_its_reason_and_completes_after_its_own_monitor():
         world.step(1)
     assert world.status["state"] == "rollback_completed"
     assert world.status["reason"].endswith(f"task {new.id}: No such image: x")
-    assert world.versions() == {1: [3], 2: [3]}
+    assert world.versions() == {1: [3], 2: [1]}
 
 
 # --------------------------------------------------------------------------
