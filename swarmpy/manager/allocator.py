@@ -15,7 +15,7 @@ import logging
 
 from swarmpy.manager.component import Component
 from swarmpy.manager.networks import ensure_vips
-from swarmpy.model import Service, TaskState
+from swarmpy.model import Network, Service, TaskState
 from swarmpy.store import NotFound, vip_owner
 
 log = logging.getLogger(__name__)
@@ -47,21 +47,22 @@ class NetworkAllocator(Component):
         # a full pass reads every service: a deploy asks for one only when it left a network of
         # its stack unused (most deploys do not, and one pass per deploy would keep a manager of
         # thousands of services busy)
-        gc = gc or any(self.left_unused(stack) for stack in deployed)
+        networks = self.store.list_networks() if deployed or services else []
+        gc = gc or any(self.left_unused(stack, networks) for stack in deployed)
         for sid, task_ids in ended.items():
             self.release_task_addresses(sid, task_ids)
         if services:
             live = self.store.get_services(services)
             ensure_vips(self.store, list(live.values()))
-            network_ids = [n.id for n in self.store.list_networks()]
+            network_ids = [n.id for n in networks]
             for service in live.values():
                 self.release_stale_vips(service, network_ids)
         if gc:
             self.reconcile_all()
 
-    def left_unused(self, stack: str) -> bool:
+    def left_unused(self, stack: str, networks: list[Network]) -> bool:
         """Whether a network the stack made is used by none of its services now."""
-        made = {n.id for n in self.store.list_networks() if n.stack == stack}
+        made = {n.id for n in networks if n.stack == stack}
         used = {sn.id for s in self.store.list_services(stack=stack) for sn in s.networks}
         return bool(made - used)
 

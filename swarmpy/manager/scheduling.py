@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 class SchedulerLoop(Component):
     name = "scheduler"
     batch_window = 0.002
+    # A last resort only: the full pass reads every pending task (10,000 that fit nowhere cost a
+    # second of CPU), and the loop makes one at once when it may have missed events.
+    full_pass_every = 60.0
 
     def reconcile_all(self) -> None:
         self.schedule()

@@ -113,6 +113,26 @@ def test_two_services_answering_to_one_alias_answer_with_both():
     assert picture.names["tasks.shared"] == ()
 
 
+def test_a_snapshot_rebuilds_only_the_networks_it_is_told_changed():
+    other = Network(id="net2bbbbbbbbbbbbbbbbbbbbb", name="shop_back", subnet="10.0.2.0/24", gateway="10.0.2.1",
+                    vni=4243, stack="shop")
+    networks = {NET.id: NET, other.id: other}
+    api, db = service("api"), service("db")
+    db.networks = [ServiceNetwork(other.id, other.name, [])]
+    parts = {"api": contribution(api, [task(api, 1, "n1", "10.0.1.5")], {NET.id: "10.0.1.2"}, True),
+             "db": contribution(db, [], {other.id: "10.0.2.2"}, True)}
+    first = assemble(1, 0.0, "c", networks, NODES, parts)
+    parts["api"] = contribution(api, [task(api, 1, "n1", "10.0.1.5"), task(api, 2, "n2", "10.0.1.6")],
+                                {NET.id: "10.0.1.2"}, True)
+    second = assemble(2, 0.0, "c", networks, NODES, parts, previous=first, dirty={NET.id})
+    assert second.networks[other.id] is first.networks[other.id]  # untouched: the same picture
+    assert second.networks[NET.id].names["tasks.api"] == ("10.0.1.5", "10.0.1.6")
+    assert first.networks[NET.id].names["tasks.api"] == ("10.0.1.5",)  # a published picture never changes
+    whole = assemble(2, 0.0, "c", networks, NODES, parts)
+    assert {nid: (p.names, p.members, p.nodes) for nid, p in second.networks.items()} == \
+        {nid: (p.names, p.members, p.nodes) for nid, p in whole.networks.items()}
+
+
 # ---------------------------------------------------------------------- one node
 
 
