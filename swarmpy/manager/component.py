@@ -9,8 +9,11 @@ last resort, every `full_pass_every` seconds.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
+
+from collections.abc import Iterable, Iterator
 
 from swarmpy.store import Store
 
@@ -22,6 +25,7 @@ class Component:
     full_pass_every = 10.0  # seconds between safety-net full reconciles
     batch_window = 0.0  # seconds to let events gather before handling them
     gap_check_every = 1.0  # seconds between checks that the stream still holds what the loop has not read
+    pass_batch = 200  # records a full pass reads at once: no reply so large that it holds up the API's
 
     def __init__(self, store: Store):
         self.store = store
@@ -43,6 +47,12 @@ class Component:
 
     def on_tick(self, now: float) -> None:
         """Called on every turn of the loop (at least twice a second): cheap periodic checks."""
+
+    def batches(self, ids: Iterable[str]) -> Iterator[list[str]]:
+        """`ids` in batches of `pass_batch`, for a full pass."""
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), self.pass_batch):
+            yield ordered[start:start + self.pass_batch]
 
     # -- the loop
 
@@ -67,7 +77,7 @@ class Component:
 
     def run(self) -> None:
         cursor = self.store.last_event_id()
-        last_full = last_gap_check = 0.0
+        next_full = last_gap_check = 0.0
         missed = True  # whatever happened before the loop started
         while not self._stop.is_set():
             try:
@@ -78,8 +88,10 @@ class Component:
                     if resume is not None:
                         log.warning("%s: the event stream lost events after %s; full pass", self.name, cursor)
                         cursor, missed = resume, True
-                if missed or now - last_full >= self.full_pass_every:
-                    last_full = now
+                if missed or now >= next_full:
+                    # the loops start together: spread their last-resort passes, which each read the
+                    # whole store, so that they do not all land at once
+                    next_full = now + self.full_pass_every * random.uniform(0.75, 1.25)
                     self.reconcile_all()
                     missed = False
                 self.on_tick(now)

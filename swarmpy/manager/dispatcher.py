@@ -168,7 +168,10 @@ class Dispatcher(Component):
     def reconcile_all(self) -> None:
         """The full pass: every task is looked at, and those not settled are watched from now on."""
         self.dispatch_due()
-        self.unsettled = self.resend_lost(self.store.all_tasks())
+        unsettled = set()
+        for batch in self.batches(self.store.task_ids()):
+            unsettled |= self.resend_lost(self.store.get_tasks(batch))
+        self.unsettled = unsettled
 
     def check_unsettled(self) -> None:
         """The safety net between full passes: only the tasks not settled yet are read again."""

@@ -41,7 +41,8 @@ class Orchestrator(Component):
     def reconcile_all(self) -> None:
         ids = ({s.id for s in self.store.list_services()} | self.store.service_ids_with_tasks()
                | {s.id for s in self.store.removed_services()})
-        self.reconcile_services(ids)
+        for batch in self.batches(ids):
+            self.reconcile_services(set(batch))
 
     def handle(self, events) -> None:
         dirty: set[str] = set()

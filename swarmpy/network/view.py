@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 # reloads at once when the event stream lost events it had not read (checked every GAP_CHECK_EVERY)
 FULL_RELOAD_EVERY = 60.0
 GAP_CHECK_EVERY = 1.0
+LOAD_BATCH = 200  # services a reload reads at once
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,9 @@ class NetworkView(threading.Thread):
         services = {s.id: (s, True) for s in store.list_services() if s.networks}
         services.update({s.id: (s, False) for s in store.removed_services() if s.networks})
         self._parts, self._on_network = {}, {}
-        self._put_parts(self._contributions(services))
+        ordered = sorted(services.items())  # in batches: no reply so large that it holds up the store
+        for start in range(0, len(ordered), LOAD_BATCH):
+            self._put_parts(self._contributions(dict(ordered[start:start + LOAD_BATCH])))
 
     def _put_parts(self, parts: dict[str, _Contribution]) -> None:
         self._parts.update(parts)

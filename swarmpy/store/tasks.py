@@ -84,6 +84,10 @@ class TaskRecords(StoreBase):
             specs, statuses = p.execute()
         return [self._join(raw, statuses.get(i)) for i, raw in specs.items()]
 
+    def task_ids(self) -> list[str]:
+        """Every task's id (a full pass then reads them in batches)."""
+        return self.redis.hkeys(self.key("task", "status"))
+
     def task_ids_of_service(self, service_id: str) -> set[str]:
         return self.redis.smembers(self.key("service", service_id, "tasks"))
 

@@ -32,9 +32,9 @@ class Store:
         self.read.append(ids)
         return [self.tasks[i] for i in ids if i in self.tasks]
 
-    def all_tasks(self):
+    def task_ids(self):
         self.full_reads += 1
-        return list(self.tasks.values())
+        return list(self.tasks)
 
     def dispatch_pending(self, ids):
         return self.waiting & set(ids)
@@ -134,5 +134,6 @@ def test_the_full_pass_reads_every_task_and_watches_those_not_settled():
     dispatcher.reconcile_all()
     assert store.full_reads == 1
     assert dispatcher.unsettled == {"a"}
+    assert store.read == [{"a", "b", "c"}]  # in batches of `pass_batch`
     dispatcher.on_tick(time.time())  # the full pass was a check: none again at once
-    assert store.read == []
+    assert store.read == [{"a", "b", "c"}]
