@@ -10,6 +10,10 @@ import click
 
 from swarmpy import __version__
 
+# Docker's CLI exits 125 when it refuses the command itself (an unknown flag, a bad value, a missing
+# argument), and scripts written for it test for that; click's own code is 2.
+click.UsageError.exit_code = 125
+
 COMMANDS = {
     "stack": "swarmpy.cli.stack:group",
     "service": "swarmpy.cli.service:group",
