@@ -210,7 +210,8 @@ def commands(state: StateDir, names: list[str], node_id: str | None, local_node:
         "redis": ["redis-server", str(state.redis_dir / "redis.conf")],
         "sentinel": ["redis-server", str(state.sentinel_dir / "sentinel.conf"), "--sentinel"],
         "manager": [*swarmpy, "manager", "--no-lb", *on_node, *at],
-        "lb": [*swarmpy, "lb", *on_node, *at],
+        # with no manager on the host, the load balancer's figures go to the leader's /metrics
+        "lb": [*swarmpy, "lb", *on_node, *([] if "manager" in names else ["--push-metrics"]), *at],
         "worker": [*swarmpy, "worker", *(["--local-node"] if local_node else []), *at],
     }
     return [Part(name, lines[name], log_file=str(state.run_dir / f"{name}.log")) for name in PARTS if name in names]

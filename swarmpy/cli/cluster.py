@@ -194,9 +194,11 @@ def worker(state_dir, processes, threads, local_node, docker_socket, log_level):
 @click.option("--node-id", default=None, help="The node this load balancer runs on.")
 @click.option("--processes", default=1, show_default=True, help="Processes sharing each port (one per core).")
 @click.option("--parent", default=None, type=int, hidden=True, help="Exit when this process (a manager) does.")
+@click.option("--push-metrics", is_flag=True, help="Push its figures to the store for the leader's /metrics "
+              "(a host with no manager, whose /metrics would show them).")
 @click.option("--log-level", default="warning", show_default=True)
 @click.pass_context
-def lb(ctx, state_dir, node_id, processes, parent, log_level):
+def lb(ctx, state_dir, node_id, processes, parent, push_metrics, log_level):
     """Run a load balancer (the ingress routing mesh) in the foreground; `lb status` shows them all."""
     if ctx.invoked_subcommand is not None:
         return
@@ -208,7 +210,7 @@ def lb(ctx, state_dir, node_id, processes, parent, log_level):
     if parent:
         from swarmpy.lifetime import die_with_parent
         die_with_parent(parent)
-    server.run(state, node_id=node_id, processes=processes)
+    server.run(state, node_id=node_id, processes=processes, push_metrics=push_metrics)
 
 
 @lb.command("status")

@@ -9,6 +9,12 @@ with another cluster's on the same machine, and only the state dir's owner can
 reach it. Rather than Redis: the counters change at the rate of the traffic and
 cost nothing until someone scrapes.
 
+A load balancer on a host with no manager (`node update --lb true`) has no
+manager of its host to ask it: it pushes its text to the store every
+PUSH_EVERY seconds instead (`--push-metrics`, `lb:metrics:<lb>`, expiring
+after three pushes), and the leader's `/metrics` adds the texts there, so that
+each figure has one scrape target.
+
 Every figure is read from the listeners when scraped (`Balancer.traffic`, the
 endpoints' health), and carries an `lb` label (host.pid, as in `/lb`): processes
 sharing ports (`--processes N`) each count their own. The counts are the proxy's:
@@ -91,6 +97,22 @@ def registry(mesh) -> CollectorRegistry:
     found = CollectorRegistry(auto_describe=False)
     found.register(MeshCollector(mesh))
     return found
+
+
+PUSH_EVERY = 10.0  # seconds between the pushes of a load balancer on a host with no manager
+
+
+async def push_forever(store, mesh) -> None:
+    """Write the mesh's figures to the store every PUSH_EVERY seconds (a host with no manager)."""
+    figures = registry(mesh)
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            text = generate_latest(figures).decode()
+            await loop.run_in_executor(None, store.put_lb_metrics, mesh.lb_id, text, 3 * PUSH_EVERY)
+        except Exception as e:  # noqa: BLE001 - the store is away: the next push says it all again
+            log.warning("lb: cannot push figures: %s", e)
+        await asyncio.sleep(PUSH_EVERY)
 
 
 async def serve(mesh, path: Path) -> asyncio.AbstractServer | None:

@@ -208,7 +208,7 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
 
 
 def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: int | None = None,
-          shared: bool = False, program_kernel: bool = True) -> None:
+          shared: bool = False, program_kernel: bool = True, push_metrics: bool = False) -> None:
     if parent is not None:
         die_with_parent(parent)
     state = StateDir(state_path)
@@ -224,6 +224,8 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
     loop.create_task(mesh.health.probe(mesh.endpoints))
     if program_kernel:
         loop.create_task(mesh.check_kernel_endpoints())
+    if push_metrics:  # no manager on this host to ask for them
+        loop.create_task(metrics.push_forever(store, mesh))
     figures = state.lb_metrics_socket(os.getpid())
     figures_server = loop.run_until_complete(metrics.serve(mesh, figures))  # kept: a collected server closes
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -240,19 +242,21 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
             figures_server.close()
         figures.unlink(missing_ok=True)
         try:
-            store.redis.delete(store.key("lb", "status", lb_id))
+            store.forget_lb(lb_id)
         except Exception:
             pass
 
 
-def run(state: StateDir, node_id: str | None = None, processes: int = 1, host: str = "0.0.0.0") -> None:
+def run(state: StateDir, node_id: str | None = None, processes: int = 1, host: str = "0.0.0.0",
+        push_metrics: bool = False) -> None:
     if processes <= 1:
-        serve(str(state.path), node_id, host)
+        serve(str(state.path), node_id, host, push_metrics=push_metrics)
         return
     spawn = multiprocessing.get_context("spawn")
 
     def start(first: bool) -> multiprocessing.Process:
-        child = spawn.Process(target=serve, args=(str(state.path), node_id, host, os.getpid(), True, first),
+        child = spawn.Process(target=serve, args=(str(state.path), node_id, host, os.getpid(), True, first,
+                                                  push_metrics),
                               daemon=True)
         child.start()
         return child

@@ -180,11 +180,21 @@ def merge(texts: list[str]) -> list:
 
 
 class LoadBalancerCollector:
-    def __init__(self, state: StateDir | None):
-        self.state = state
+    """The load balancers of this host, and on the leader those of the hosts with no manager (they
+    push their figures to the store): each figure on one scrape target."""
+
+    def __init__(self, state: StateDir | None, store=None, manager_id: str | None = None):
+        self.state, self.store, self.manager_id = state, store, manager_id
 
     def collect(self):
-        return merge(read_lb(self.state)) if self.state is not None else []
+        texts = read_lb(self.state) if self.state is not None else []
+        if self.store is not None:
+            try:
+                if self.store.lease_holder("leader") == self.manager_id:
+                    texts += self.store.pushed_lb_metrics()
+            except Exception as e:  # noqa: BLE001 - the store is away: this host's figures still
+                log.warning("metrics: no figures of the load balancers on hosts with no manager: %s", e)
+        return merge(texts)
 
 
 # ---------------------------------------------------------------- the route
@@ -196,7 +206,7 @@ def blueprint(ctx) -> Blueprint:
     for metric in MEASURED:
         page.register(metric)
     page.register(ClusterCollector(ctx.store, ctx.manager_id))
-    page.register(LoadBalancerCollector(ctx.state))
+    page.register(LoadBalancerCollector(ctx.state, ctx.store, ctx.manager_id))
     bp = Blueprint("metrics", __name__)
 
     @bp.before_app_request

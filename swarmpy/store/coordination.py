@@ -8,7 +8,7 @@ from typing import Any
 from swarmpy.store.base import StoreBase, _dumps
 
 class Coordination(StoreBase):
-    """Keys: lease:<name>, alive:<kind>:<name>, lb:status:<id>, logs:<request>, exec:<id>[:in|:out]."""
+    """Keys: lease:<name>, alive:<kind>:<name>, lb:status:<id>, lb:metrics:<id>, logs:<request>, exec:<id>[:in|:out]."""
 
     def append_log_line(self, request_id: str, line: str | None = None, end: str | None = None) -> None:
         """A line of `service logs` (or the end mark of one node's part) for the API to forward."""
@@ -110,6 +110,18 @@ class Coordination(StoreBase):
 
     def put_lb_status(self, lb_id: str, status: dict[str, Any], ttl_s: float = 10) -> None:
         self.redis.set(self.key("lb", "status", lb_id), _dumps(status), px=int(ttl_s * 1000))
+
+    def put_lb_metrics(self, lb_id: str, text: str, ttl_s: float) -> None:
+        """A load balancer's figures (Prometheus text), from a host with no manager to ask it."""
+        self.redis.set(self.key("lb", "metrics", lb_id), text, px=int(ttl_s * 1000))
+
+    def forget_lb(self, lb_id: str) -> None:
+        """A load balancer that stops: its status and figures go with it."""
+        self.redis.delete(self.key("lb", "status", lb_id), self.key("lb", "metrics", lb_id))
+
+    def pushed_lb_metrics(self) -> list[str]:
+        keys = list(self.redis.scan_iter(self.key("lb", "metrics", "*"), count=1000))
+        return [text for text in (self.redis.mget(keys) if keys else []) if text]
 
     def lb_statuses(self) -> dict[str, dict[str, Any]]:
         keys = list(self.redis.scan_iter(self.key("lb", "status", "*"), count=1000))

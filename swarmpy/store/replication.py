@@ -50,8 +50,9 @@ ACL_RULES = {
     MANAGER: _DATA,
     WORKER: _DATA,
     # a load balancer (and the supervisor of a host that only balances) reads services, tasks and
-    # events, and writes only its status and that it is alive
-    LB: ("resetchannels %R~swarmpy:* ~swarmpy:lb:status:* ~swarmpy:alive:* +@read +@connection -@dangerous "
+    # events, and writes only its status, its figures and that it is alive
+    LB: ("resetchannels %R~swarmpy:* ~swarmpy:lb:status:* ~swarmpy:lb:metrics:* ~swarmpy:alive:* +@read "
+         "+@connection -@dangerous "
          "+set +del"),
     REPLICA: "+psync +replconf +ping",  # Redis's documented minimum for a replica
     SENTINEL: ("resetchannels &* +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info "

@@ -115,6 +115,29 @@ def test_the_cluster_stack_and_mesh_as_prometheus_sees_them(cluster, web, metric
         total(after, "swarmpy_lb_kernel_connections_total", **port) >= 10
 
 
+def test_a_host_that_only_balances_has_its_figures_on_the_leaders_page(cluster, web, metrics_token):
+    """A load balancer on a host with no manager pushes its figures; the leader's /metrics has them."""
+    cluster.cli("node", "update", "--lb", "true", "node2")
+    node2 = next(n["id"] for n in cluster.json("node", "ls") if n["hostname"] == "node2")
+
+    def node2_lb():
+        return next((lb for lb, status in cluster.json("lb", "status").items() if status["node_id"] == node2), None)
+    try:
+        lb = wait_for(node2_lb, 30, what="node2's load balancer")
+        port = {"port": str(web), "protocol": "tcp", "service": "met_web", "lb": lb}
+        wait_for(lambda: total(figures(cluster, metrics_token), "swarmpy_lb_endpoints", state="up", **port) == 2, 40,
+                 what="node2's figures on the leader's /metrics")
+        before = figures(cluster, metrics_token)
+        assert len(served_by(web, requests=10, host=cluster.lab.node("node2").address)) == 2  # through its kernel
+        wait_for(lambda: total(figures(cluster, metrics_token), "swarmpy_lb_kernel_connections_total", **port)
+                 - total(before, "swarmpy_lb_kernel_connections_total", **port) >= 10, 30,
+                 what="node2's next push to count the requests")
+    finally:
+        cluster.cli("node", "update", "--lb", "false", "node2", check=False)
+    wait_for(lambda: not [k for k in figures(cluster, metrics_token) if ("lb", lb) in k[1]], 30,
+             what="node2's figures to leave with its load balancer")
+
+
 def test_the_monitoring_stack_scrapes_the_manager(cluster, metrics_token, monkeypatch):
     lab_images.build_preset("prometheus")
     lab_images.load_images(cluster.lab, [lab_images.PRESETS["prometheus"]])
