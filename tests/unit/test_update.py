@@ -336,13 +336,19 @@ def test_rollback_follows_rollback_config_and_completes():
     assert world.versions() == {1: [3], 2: [3], 3: [1], 4: [1]}, "slots 3 and 4 still ran the spec rolled back to"
 
 
-def test_a_rollback_replaces_only_the_slots_the_update_reached():
-    world, old = deployed(replicas=3, parallelism=1, failure_action="rollback", previous=True,
+def failed_then_rolling_back(replicas):
+    """An update with failure_action rollback whose first slot's new task failed: rolling back."""
+    world, old = deployed(replicas=replicas, parallelism=1, failure_action="rollback", previous=True,
                           restart=restart_policy("none"))
     new = start_slot_one(world, old)
     world.fail(new)
     assert world.step(1).rollback
     rolling_back(world)
+    return world, old
+
+
+def test_a_rollback_replaces_only_the_slots_the_update_reached():
+    world, old = failed_then_rolling_back(replicas=3)
     world.status.pop("slots")  # as the orchestrator writes it: the rollback counts its own
     plan = world.step(1)
     assert slots(plan.shutdown) == slots(plan.create) == [1]
@@ -589,12 +595,7 @@ def test_scale_up_during_a_paused_update_adds_tasks_of_the_new_spec():
 
 
 def test_a_new_deploy_after_a_rollback_updates_again():
-    world, old = deployed(replicas=2, parallelism=1, failure_action="rollback", previous=True,
-                          restart=restart_policy("none"))
-    new = start_slot_one(world, old)
-    world.fail(new)
-    assert world.step(1).rollback
-    rolling_back(world)
+    world, old = failed_then_rolling_back(replicas=2)
     for _ in range(10):
         world.settle()
         world.step(1)
