@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable
@@ -10,8 +11,27 @@ from typing import Any
 from swarmpy.model import DesiredState, Task, TaskState
 from swarmpy.store.base import Conflict, NotFound, StoreBase, _dumps
 
+# The manager's half of a task, changed in place: only its desired state and when it changed. The
+# caller's copy of the record may be stale (the scheduler may have given the task a node meanwhile),
+# and writing it whole would undo that. The record is `_dumps`' text (sorted keys, no spaces), whose
+# top level holds each of the two keys once (no nested record has them).
+_SET_DESIRED_SCRIPT = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local out, n = string.gsub(raw, '"desired_state":"%a*"', '"desired_state":"' .. ARGV[2] .. '"')
+local out2, m = string.gsub(out, '"desired_at":[%d%.eE%+%-]+', '"desired_at":' .. ARGV[3])
+if n ~= 1 or m ~= 1 then return redis.error_reply('task ' .. ARGV[1] .. ': no single desired_state and desired_at') end
+redis.call('HSET', KEYS[1], ARGV[1], out2)
+return 1
+"""
+
+
 class TaskRecords(StoreBase):
     """Keys: tasks, task:status, tasks:pending, tasks:dispatch, service:<id>:tasks, containers:remove."""
+
+    @functools.cached_property
+    def _set_desired(self):
+        return self.redis.register_script(_SET_DESIRED_SCRIPT)
 
     _STATUS_FIELDS = ("state", "message", "error", "container_id", "exit_code", "endpoints", "attachments", "health",
                       "stop_requested_at", "up_at", "updated_at")
@@ -137,8 +157,7 @@ class TaskRecords(StoreBase):
         now = time.time()
         for t in tasks:
             t = t.copy(desired_state=desired, desired_at=now)
-            spec, _ = self._split(t)
-            p.hset(self.key("tasks"), t.id, spec)
+            self._set_desired(keys=[self.key("tasks")], args=[t.id, str(desired), json.dumps(now)], client=p)
             if desired == DesiredState.SHUTDOWN:
                 p.srem(self._running_key(t.service_id), t.id)
             changed.append(t)

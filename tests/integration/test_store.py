@@ -80,3 +80,21 @@ def test_running_index_is_built_for_a_store_written_without_it(store):
     assert store.running_counts(["svc"]) == {"svc": 0}
     store.flush()
 
+
+
+def test_a_desired_state_written_from_a_stale_copy_keeps_the_node_the_scheduler_gave(store):
+    """The orchestrator shuts down a task it read while it was pending; the scheduler placed it
+    meanwhile. The task must keep its node, or no one could stop it there (a wedged update)."""
+    store.flush()
+    stale = Task(id="t1", service_id="svc", service_name="app_web", spec_version=2, slot=1,
+                 state=TaskState.PENDING, restart_history=[1.5], created_at=1764561234.123456)
+    store.create_tasks([stale])
+    assert [t.id for t in store.assign_tasks({"t1": "n2"}, {})] == ["t1"]
+    store.set_desired_state([stale], DesiredState.SHUTDOWN)
+    now = store.get_task("t1")
+    assert (now.node_id, now.state, now.desired_state) == ("n2", TaskState.ASSIGNED, DesiredState.SHUTDOWN)
+    assert now.desired_at > 0 and now.restart_history == [1.5] and now.created_at == 1764561234.123456
+    store.set_desired_state([now], DesiredState.RUNNING)  # and back: only those two fields change
+    again = store.get_task("t1")
+    assert again.desired_state == DesiredState.RUNNING and again.copy(desired_state=now.desired_state,
+                                                                      desired_at=now.desired_at) == now
