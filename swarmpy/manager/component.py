@@ -76,11 +76,13 @@ class Component:
         return self._stop.is_set()
 
     def run(self) -> None:
-        cursor = self.store.last_event_id()
+        cursor: str | None = None
         next_full = last_gap_check = 0.0
         missed = True  # whatever happened before the loop started
         while not self._stop.is_set():
             try:
+                if cursor is None:  # read in the loop: a store away at start must not end the thread
+                    cursor = self.store.last_event_id()
                 now = time.time()
                 if now - last_gap_check >= self.gap_check_every:
                     last_gap_check = now

@@ -76,12 +76,15 @@ def test_a_stream_behind_the_cursor_went_back_in_time():
 class LoopStore:
     """The store a control loop reads: the events stream's cursor, gap checks and reads."""
 
-    def __init__(self, gaps: list[str | None], fail_read: int | None = None):
-        self.gaps, self.fail_read = gaps, fail_read
+    def __init__(self, gaps: list[str | None], fail_read: int | None = None, away_at_start: int = 0):
+        self.gaps, self.fail_read, self.away_at_start = gaps, fail_read, away_at_start
         self.reads: list[str] = []
         self.loop: Component | None = None
 
     def last_event_id(self) -> str:
+        if self.away_at_start:
+            self.away_at_start -= 1
+            raise ConnectionError("store away")
         return "5-0"
 
     def events_missed(self, after: str) -> str | None:
@@ -123,3 +126,10 @@ def test_a_loop_makes_a_full_pass_after_a_failed_turn():
     loop.run()
     assert loop.passes == 2  # at start, and after the failed read
     assert store.reads == ["5-0", "5-0", "5-0", "5-0"]
+
+
+def test_a_store_away_when_the_loop_starts_does_not_end_it():
+    store = LoopStore([], away_at_start=1)
+    loop = Loop(store)
+    loop.run()
+    assert loop.passes == 1 and store.reads == ["5-0"] * 4  # it started once the store answered
