@@ -121,12 +121,12 @@ def test_detach_returns_at_once_and_a_network_can_be_joined(cluster):
 def test_bad_flags_and_bodies_are_refused_and_change_nothing(cluster, tmp_path):
     before = listed(cluster)
     done = cluster.cli("service", "create", "-p", "80:80/xyz", "swarmpy/busybox:latest", check=False)
-    assert done.returncode == 2 and "--publish" in done.stderr and "xyz" in done.stderr
+    assert done.returncode == 125 and "--publish" in done.stderr and "xyz" in done.stderr
     done = cluster.cli("service", "create", "--name", "big", "--replicas", "100000", "swarmpy/busybox:latest",
                        check=False)
     assert done.returncode == 1 and "deploy.replicas" in done.stderr and "at most" in done.stderr
     done = cluster.cli("service", "update", "--limit-memory", "lots", "nosuch", check=False)
-    assert done.returncode == 2 and "--limit-memory" in done.stderr
+    assert done.returncode == 125 and "--limit-memory" in done.stderr
     done = cluster.cli("service", "update", "--env-add", "A=1", "nosuch", check=False)
     assert done.returncode == 1 and "service nosuch not found" in done.stderr
     done = cluster.cli("service", "rollback", "nosuch", check=False)
