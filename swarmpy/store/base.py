@@ -199,6 +199,13 @@ class StoreBase:
 
     # ------------------------------------------------------------------ housekeeping
 
+    def _values_under(self, *parts: str) -> dict[str, str]:
+        """The string keys under `key(*parts, "")` (those with an expiry, one per process or node):
+        the rest of each key's name -> its value, in one scan and one MGET."""
+        keys = list(self.redis.scan_iter(self.key(*parts, "*"), count=1000))
+        prefix = len(self.key(*parts, ""))
+        return {k[prefix:]: v for k, v in zip(keys, self.redis.mget(keys) if keys else []) if v}
+
     def iter_keys(self) -> Iterator[str]:
         return self.redis.scan_iter(self.prefix + "*", count=1000)
 

@@ -82,10 +82,7 @@ class Coordination(StoreBase):
         self.redis.set(self.key("alive", kind, name), _dumps(info), px=int(ttl_s * 1000))
 
     def alive(self, kind: str) -> dict[str, dict[str, Any]]:
-        keys = list(self.redis.scan_iter(self.key("alive", kind, "*"), count=1000))
-        values = self.redis.mget(keys) if keys else []
-        prefix = len(self.key("alive", kind, ""))
-        return {k[prefix:]: json.loads(v) for k, v in zip(keys, values) if v}
+        return {name: json.loads(v) for name, v in self._values_under("alive", kind).items()}
 
     def is_alive(self, kind: str, name: str) -> bool:
         return bool(self.redis.exists(self.key("alive", kind, name)))
@@ -120,11 +117,7 @@ class Coordination(StoreBase):
         self.redis.delete(self.key("lb", "status", lb_id), self.key("lb", "metrics", lb_id))
 
     def pushed_lb_metrics(self) -> list[str]:
-        keys = list(self.redis.scan_iter(self.key("lb", "metrics", "*"), count=1000))
-        return [text for text in (self.redis.mget(keys) if keys else []) if text]
+        return list(self._values_under("lb", "metrics").values())
 
     def lb_statuses(self) -> dict[str, dict[str, Any]]:
-        keys = list(self.redis.scan_iter(self.key("lb", "status", "*"), count=1000))
-        values = self.redis.mget(keys) if keys else []
-        prefix = len(self.key("lb", "status", ""))
-        return {k[prefix:]: json.loads(v) for k, v in zip(keys, values) if v}
+        return {lb_id: json.loads(v) for lb_id, v in self._values_under("lb", "status").items()}

@@ -214,10 +214,7 @@ class NetworkRecords(StoreBase):
 
     def net_statuses(self) -> dict[str, dict[str, Any]]:
         """node id -> its programmer's last report (applied up to, networks present, error)."""
-        keys = list(self.redis.scan_iter(self.key("net", "status", "*"), count=1000))
-        values = self.redis.mget(keys) if keys else []
-        prefix = len(self.key("net", "status", ""))
-        return {k[prefix:]: json.loads(v) for k, v in zip(keys, values) if v}
+        return {node_id: json.loads(v) for node_id, v in self._values_under("net", "status").items()}
 
     def routes_behind(self, since: float, networks: set[str], ingress: bool) -> bool:
         """Has some sender of traffic not applied the changes up to `since` yet: a node's programmer

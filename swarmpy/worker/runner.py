@@ -200,7 +200,7 @@ def job_process(state_path: str, parent: int, threads: int, per_node: int, sessi
     for name in alive_names:
         ctx.store.mark_alive("worker", name, {"pid": os.getpid()}, ALIVE_TTL)
     threading.Thread(target=_keep_alive, args=(ctx.store, alive_names, stop), daemon=True).start()
-    connection = replication.client(state.load(), replication.WORKER, decode_responses=False, 
+    connection = replication.client(state.load(), replication.WORKER, decode_responses=False,
                                     max_connections=(threads + sessions) * 4)
     slots, nodes = NodeSlots(per_node), ReachableNodes(ctx)
     workers = [NodeQueueWorker(ctx, slots, nodes, connection=connection, name=name, serializer=JSONSerializer)
