@@ -1,4 +1,4 @@
-"""Child processes die with their parent.
+"""Child processes die with their parent, and are started again when they die.
 
 A manager starts its load balancer, a worker its job processes. If the parent
 is killed (SIGKILL leaves it no time to clean up), its children must not live
@@ -16,6 +16,10 @@ import signal
 
 _PR_SET_PDEATHSIG = 1
 
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+STEADY_AFTER = 60.0  # seconds up after which a child's next death is a first one again
+
 
 def die_with_parent(expected_parent: int | None = None, sig: int = signal.SIGTERM) -> None:
     try:
@@ -24,3 +28,21 @@ def die_with_parent(expected_parent: int | None = None, sig: int = signal.SIGTER
         return  # not Linux: the parent's own cleanup has to do
     if expected_parent is not None and os.getppid() != expected_parent:
         os.kill(os.getpid(), sig)  # the parent is already gone
+
+
+def next_backoff(backoff: float, ran_for: float) -> tuple[float, float]:
+    """(the pause before a dead child starts again, the pause after that): doubling with each quick
+    death, from FIRST_BACKOFF up to MAX_BACKOFF, as systemd's `Restart=always` with a backoff does;
+    a child that ran STEADY_AFTER starts over."""
+    if ran_for >= STEADY_AFTER:
+        backoff = FIRST_BACKOFF
+    return backoff, min(backoff * 2, MAX_BACKOFF)
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"

@@ -8,7 +8,8 @@
     <state dir>/ssh/           the cluster's own SSH key (used when `node add` has no --identity)
     <state dir>/run/           pid files and logs of the processes `swarmpy init` started, and
                                parts.json: what each of them is doing, as their supervisor sees it;
-                               lb-metrics.<pid>.sock: a load balancer's figures, for the manager's /metrics
+                               lb-metrics.<pid>.sock, loops-metrics.<pid>.sock: the figures of a load
+                               balancer, of a manager's control loops, for the manager's /metrics
     <state dir>/redis/         the embedded Redis (AOF), when swarmpy owns it (a replica on a promoted manager)
     <state dir>/sentinel/      the Redis Sentinel of this manager (its config, which it rewrites)
 """
@@ -106,12 +107,13 @@ class StateDir:
         except (OSError, ValueError):
             return None
 
-    def lb_metrics_socket(self, pid: int) -> Path:
-        """Where the load balancer process `pid` serves its figures (a unix socket: see `swarmpy.lb.metrics`)."""
-        return self.run_dir / f"lb-metrics.{pid}.sock"
+    def metrics_socket(self, process: str, pid: int) -> Path:
+        """Where process `pid`, a load balancer ("lb") or a manager's control loops ("loops"), serves
+        its figures (a unix socket: see `swarmpy.lb.metrics`)."""
+        return self.run_dir / f"{process}-metrics.{pid}.sock"
 
-    def lb_metrics_sockets(self) -> list[Path]:
-        return sorted(self.run_dir.glob("lb-metrics.*.sock"))
+    def metrics_sockets(self, process: str) -> list[Path]:
+        return sorted(self.run_dir.glob(f"{process}-metrics.*.sock"))
 
     @property
     def managers_file(self) -> Path:

@@ -27,14 +27,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from swarmpy.lifetime import die_with_parent
+from swarmpy.lifetime import FIRST_BACKOFF, describe_exit, die_with_parent, next_backoff
 from swarmpy.settings import StateDir
 
 log = logging.getLogger(__name__)
 
-FIRST_BACKOFF = 0.5
-MAX_BACKOFF = 30.0
-STEADY_AFTER = 60.0  # seconds up after which a part's next death is a first one again
 STOP_TIMEOUT = 15.0
 REPORT_EVERY = 1.0
 REPORT_TTL = 5.0
@@ -60,15 +57,6 @@ class Part:
                 "last_exit": self.last_exit, **({} if running else {"restart_at": self.due})}
 
 
-def describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with code {code}"
-
-
 @dataclass
 class Supervisor:
     state: StateDir
@@ -92,10 +80,8 @@ class Supervisor:
 
     def died(self, part: Part) -> None:
         now = time.time()
-        if part.started_at and now - part.started_at >= STEADY_AFTER:
-            part.backoff = FIRST_BACKOFF
-        part.due = now + part.backoff
-        part.backoff = min(part.backoff * 2, MAX_BACKOFF)
+        pause, part.backoff = next_backoff(part.backoff, now - part.started_at if part.started_at else 0.0)
+        part.due = now + pause
         part.restarts += 1
         log.warning("supervisor: %s %s; starting it again in %.1f s", part.name, part.last_exit,
                     part.due - now)

@@ -30,6 +30,7 @@ COMMANDS = {
     "down": "swarmpy.cli.cluster:down",
     "supervise": "swarmpy.cli.cluster:supervise",
     "manager": "swarmpy.cli.cluster:manager",
+    "manager-loops": "swarmpy.cli.cluster:manager_loops",
     "worker": "swarmpy.cli.cluster:worker",
     "lb": "swarmpy.cli.cluster:lb",
 }

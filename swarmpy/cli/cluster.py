@@ -169,6 +169,20 @@ def manager(state_dir, node_id, listen, port, lb, log_level):
     server.run(state, node_id=node_id, host=listen, port=port, lb=lb)
 
 
+@click.command("manager-loops", hidden=True)
+@state_dir_option
+@click.option("--manager-id", required=True, help="The manager these loops lead for.")
+@click.option("--parent", required=True, type=int, help="Exit when this process (the manager) does.")
+@click.option("--log-level", default="warning", show_default=True)
+def manager_loops(state_dir, manager_id, parent, log_level):
+    """The control loops of a manager, in a process of their own (its manager starts it)."""
+    from swarmpy.lifetime import die_with_parent
+    from swarmpy.manager import loops
+    _logging(log_level)
+    die_with_parent(parent)
+    loops.run(StateDir(state_dir), manager_id)
+
+
 @click.command("worker")
 @state_dir_option
 @click.option("--processes", default=None, type=int, help="Job processes (default: from the state dir).")
@@ -235,7 +249,7 @@ def lb_status(client, fmt):
     print_table(["LOAD BALANCER", "PORT", "SERVICE", "ENDPOINT", "STATE", "CONNECTIONS"], rows)
 
 
-commands = [init, leave, down, supervise, manager, worker, lb]
+commands = [init, leave, down, supervise, manager, manager_loops, worker, lb]
 
 
 @click.group("cluster")

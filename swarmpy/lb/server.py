@@ -226,7 +226,7 @@ def serve(state_path: str, node_id: str | None, host: str = "0.0.0.0", parent: i
         loop.create_task(mesh.check_kernel_endpoints())
     if push_metrics:  # no manager on this host to ask for them
         loop.create_task(metrics.push_forever(store, mesh))
-    figures = state.lb_metrics_socket(os.getpid())
+    figures = state.metrics_socket("lb", os.getpid())
     figures_server = loop.run_until_complete(metrics.serve(mesh, figures))  # kept: a collected server closes
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, loop.stop)

@@ -19,6 +19,11 @@ from swarmpy.store import Store
 
 log = logging.getLogger(__name__)
 
+# Seconds a thread may hold the GIL while another waits (Python's default is 5 ms). The API's and
+# the loops' threads give it up at each store round trip and wait to get it back: with 5 ms, another
+# thread's long turn made each such wait up to 5 ms (a deploy call's p99; a loop's reaction).
+SWITCH_INTERVAL = 0.0005
+
 
 class Component:
     name = "component"

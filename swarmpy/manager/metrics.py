@@ -1,13 +1,15 @@
 """`/metrics`: the manager's figures in Prometheus's text format, one scrape target per manager.
 
-Three sources, one page:
-- what this process measures as it works (histograms and counters below): the
-  API's requests, and on the leader the control loops' passes;
+Four sources, one page:
+- what the API process measures as it works: its requests (`API_MEASURED`);
+- what its control loops' process measures (`LOOPS_MEASURED`: the passes, on
+  the leader), served on a unix socket (`swarmpy.manager.loops`);
 - the cluster's state, read from the store at scrape time (`ClusterCollector`):
   nodes, tasks, replicas, updates, job queues and job durations (the workers
   keep those in the store, `Store.observe_job`), and the store's round trip;
 - the load balancer processes of this host (`swarmpy.lb.metrics`), read from
-  their unix sockets and merged family by family (`merge`).
+  their unix sockets, and on the leader those of the hosts with no manager.
+Other processes' texts are merged family by family (`merge`).
 
 Every manager shows the whole cluster's state (any one of them answers for it
 while the others are away); the loops' histograms only move on the leader.
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 
 disable_created_metrics()  # no `_created` series: Prometheus's text format has no use for them
 
-LB_TIMEOUT = 2.0  # seconds a load balancer may take to give its figures
+SOCKET_TIMEOUT = 2.0  # seconds a load balancer or the control loops may take to give their figures
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 LOOP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -50,7 +52,8 @@ SCHEDULING = Histogram("swarmpy_scheduling_duration_seconds", "A pass of the sch
                        "(leader)", buckets=LOOP_BUCKETS, registry=None)
 DISPATCH = Histogram("swarmpy_dispatch_duration_seconds", "A pass of the dispatcher enqueuing the due task "
                      "actions as jobs (leader)", buckets=LOOP_BUCKETS, registry=None)
-MEASURED = (API_REQUESTS, API_LATENCY, RECONCILE, SCHEDULING, DISPATCH)
+API_MEASURED = (API_REQUESTS, API_LATENCY)
+LOOPS_MEASURED = (RECONCILE, SCHEDULING, DISPATCH)
 
 
 def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
@@ -140,15 +143,15 @@ def state_families(nodes, services, briefs: dict[str, list[dict]], updates: dict
     return [by_node, tasks, desired, running, update, depth, durations, leading]
 
 
-# ---------------------------------------------------------------- the load balancers of this host
+# ---------------------------------------------------------------- other processes of this host
 
-def read_lb(state: StateDir) -> list[str]:
-    """The text of every load balancer process of this host; a socket nobody serves any more is removed."""
+def read_local(state: StateDir, process: str) -> list[str]:
+    """The text of every `process` ("lb", "loops") of this host; a socket nobody serves any more is removed."""
     texts = []
-    for path in state.lb_metrics_sockets():
+    for path in state.metrics_sockets(process):
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(LB_TIMEOUT)
+                sock.settimeout(SOCKET_TIMEOUT)
                 sock.connect(str(path))
                 chunks = []
                 while chunk := sock.recv(1 << 16):
@@ -157,7 +160,7 @@ def read_lb(state: StateDir) -> list[str]:
         except ConnectionRefusedError:
             path.unlink(missing_ok=True)  # its process is gone (killed before it could remove it)
         except (OSError, UnicodeDecodeError) as e:
-            log.warning("metrics: no figures from the load balancer at %s: %s", path, e)
+            log.warning("metrics: no figures from %s: %s", path, e)
     return texts
 
 
@@ -169,7 +172,7 @@ def merge(texts: list[str]) -> list:
         try:
             parsed = list(text_string_to_metric_families(text))
         except ValueError as e:
-            log.warning("metrics: a load balancer's figures do not parse: %s", e)
+            log.warning("metrics: figures of another process do not parse: %s", e)
             continue
         for family in parsed:
             if family.name in families:
@@ -179,15 +182,16 @@ def merge(texts: list[str]) -> list:
     return list(families.values())
 
 
-class LoadBalancerCollector:
-    """The load balancers of this host, and on the leader those of the hosts with no manager (they
-    push their figures to the store): each figure on one scrape target."""
+class LocalProcessesCollector:
+    """The figures other processes keep: this host's load balancers and control loops, and on the
+    leader the load balancers of the hosts with no manager (they push theirs to the store). Each
+    figure is on one scrape target."""
 
     def __init__(self, state: StateDir | None, store=None, manager_id: str | None = None):
         self.state, self.store, self.manager_id = state, store, manager_id
 
     def collect(self):
-        texts = read_lb(self.state) if self.state is not None else []
+        texts = (read_local(self.state, "lb") + read_local(self.state, "loops")) if self.state is not None else []
         if self.store is not None:
             try:
                 if self.store.lease_holder("leader") == self.manager_id:
@@ -203,10 +207,10 @@ def blueprint(ctx) -> Blueprint:
     """`GET /metrics`, and the counting of every request of the app (hooks on the whole app:
     register this blueprint before the app's own hooks, so that refused requests are timed too)."""
     page = CollectorRegistry(auto_describe=False)
-    for metric in MEASURED:
+    for metric in API_MEASURED:
         page.register(metric)
     page.register(ClusterCollector(ctx.store, ctx.manager_id))
-    page.register(LoadBalancerCollector(ctx.state, ctx.store, ctx.manager_id))
+    page.register(LocalProcessesCollector(ctx.state, ctx.store, ctx.manager_id))
     bp = Blueprint("metrics", __name__)
 
     @bp.before_app_request

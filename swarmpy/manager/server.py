@@ -1,5 +1,6 @@
-"""`swarmpy manager`: the API on every manager, the control loops on the leader,
-and (unless told not to) the load balancer as a child process."""
+"""`swarmpy manager`: the API on every manager; as child processes, the control
+loops (which run on the leader: `swarmpy.manager.loops`) and, unless told not to,
+the load balancer."""
 
 from __future__ import annotations
 
@@ -18,15 +19,10 @@ from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from swarmpy import pki
-from swarmpy.manager.allocator import NetworkAllocator
 from swarmpy.manager.api import create_app
+from swarmpy.manager.component import SWITCH_INTERVAL
 from swarmpy.manager.context import ManagerContext
-from swarmpy.manager.dispatcher import Dispatcher, JobQueues
-from swarmpy.manager.leader import Leadership
-from swarmpy.manager.monitor import NodeMonitor
-from swarmpy.manager.orchestrator import Orchestrator
-from swarmpy.manager.scheduling import SchedulerLoop
-from swarmpy.store import replication
+from swarmpy.manager.loops import LoopsProcess
 from swarmpy.settings import StateDir
 
 log = logging.getLogger(__name__)
@@ -36,7 +32,6 @@ log = logging.getLogger(__name__)
 ALIVE_TTL = 15.0
 started_at = time.time()
 
-SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits
 
 
 def _announce(ctx: ManagerContext, node_id: str | None, stop: threading.Event) -> None:
@@ -91,8 +86,6 @@ def _first_start(ctx: ManagerContext) -> None:
 
 def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port: int | None = None,
         lb: bool = True, threads: int = 16) -> None:
-    # An API thread gives up the GIL at each store round trip and waits to get it back; with the
-    # default 5 ms a control loop's long pass made each such wait up to 5 ms (a deploy's p99).
     sys.setswitchinterval(SWITCH_INTERVAL)
     manager_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
     ctx = ManagerContext.from_state_dir(state, manager_id)
@@ -108,13 +101,8 @@ def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port
     stop = threading.Event()
     threading.Thread(target=_announce, args=(ctx, node_id, stop), name="announce", daemon=True).start()
 
-    def components():
-        queues = JobQueues(ctx.store, connection=replication.client(ctx.config, decode_responses=False))
-        return [NodeMonitor(ctx.store), Orchestrator(ctx.store), SchedulerLoop(ctx.store),
-                Dispatcher(ctx.store, queues), NetworkAllocator(ctx.store)]
-
-    leadership = Leadership(ctx.store, manager_id, components)
-    leadership.start()
+    loops = LoopsProcess(state, manager_id)
+    loops.start()
     lb_process = None
     if lb:
         args = [sys.executable, "-m", "swarmpy", "lb", "--state-dir", str(state.path),
@@ -138,8 +126,7 @@ def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port
         pass
     finally:
         stop.set()
-        leadership.stop()
-        leadership.join(timeout=10)
+        loops.stop()
         ctx.store.forget_alive("manager", manager_id)
         if lb_process is not None:
             lb_process.terminate()

@@ -32,6 +32,19 @@ def pid_of(state: StateDir, part: str) -> int:
         return 0  # between a death and the next start
 
 
+def loops_of(manager: int) -> int:
+    """The pid of a manager's control loops' process (0 when it has none just now)."""
+    for entry in os.listdir("/proc"):
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+            cmdline = open(f"/proc/{entry}/cmdline").read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == manager and "manager-loops" in cmdline:
+            return int(entry)
+    return 0
+
+
 def test_promote_then_the_leader_hangs_and_is_killed(cluster, tmp_path):
     node3 = cluster.lab.node("node3")
     done = cluster.cli("node", "promote", "node3")
@@ -51,7 +64,10 @@ def test_promote_then_the_leader_hangs_and_is_killed(cluster, tmp_path):
 
     state = StateDir(cluster.state_dir)
     local_manager, its_lb = pid_of(state, "manager"), pid_of(state, "lb")
-    os.kill(local_manager, signal.SIGSTOP)  # the leader hangs: it renews its lease no more
+    its_loops = loops_of(local_manager)
+    assert its_loops
+    for pid in (its_loops, local_manager):
+        os.kill(pid, signal.SIGSTOP)  # the leader hangs: it renews its lease no more
     try:
         # within 3.5 s (3 s lease + 0.5 s renewal) the other manager leads
         wait_for(lambda: manager_status(cluster, host=node3_api)["node3"] == "Leader", 8, interval=0.25,
@@ -65,7 +81,8 @@ def test_promote_then_the_leader_hangs_and_is_killed(cluster, tmp_path):
                     for c in cluster.engine(n).containers.list(filters={"label": "com.swarmpy.stack=fo"})}
         assert commands == {("sleep", "3601")}
     finally:
-        os.kill(local_manager, signal.SIGKILL)
+        for pid in (local_manager, its_loops):
+            os.kill(pid, signal.SIGKILL)
     # its supervisor starts it again; the load balancer beside it never stopped
     wait_for(lambda: bootstrap.alive(pid_of(state, "manager")) and pid_of(state, "manager") != local_manager,
              10, what="the local manager to be started again")
@@ -80,3 +97,20 @@ def test_promote_then_the_leader_hangs_and_is_killed(cluster, tmp_path):
              what="node3's manager state to be removed")
     wait_for(lambda: not {n["hostname"]: n for n in cluster.json("node", "ls")}["node3"]["parts"], 10,
              what="node ls to show no swarmpy process on node3")
+
+
+def test_the_control_loops_process_is_started_again_when_it_dies(cluster, tmp_path):
+    """The leader's loops run in a child of its manager: killed, the manager starts them again,
+    and they lead again; the API (the manager's own process) never stopped."""
+    state = StateDir(cluster.state_dir)
+    manager = pid_of(state, "manager")
+    killed = loops_of(manager)
+    assert killed
+    os.kill(killed, signal.SIGKILL)
+    wait_for(lambda: loops_of(manager) not in (0, killed), 10, what="a new control loops' process")
+    assert manager_status(cluster)[cluster.local_node] == "Leader"
+    path = cluster.write_stack(tmp_path, WEB.format(seconds=3600))
+    cluster.cli("stack", "deploy", "-c", str(path), "again")
+    wait_for(lambda: sum(cluster.running("again").values()) == 3, 30, what="the stack's 3 tasks running")
+    assert pid_of(state, "manager") == manager
+    cluster.cli("stack", "rm", "again")

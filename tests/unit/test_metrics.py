@@ -103,7 +103,7 @@ def test_the_mesh_counts_what_passes_and_the_manager_reads_it_from_the_socket(tm
         listener = Listener(route, Health())
         await listener.open("127.0.0.1")
         mesh = SimpleNamespace(lb_id="host.42", listeners={(route.port, "tcp"): listener})
-        server = await lb_metrics.serve(mesh, state.lb_metrics_socket(42))
+        server = await lb_metrics.serve(mesh, state.metrics_socket("lb", 42))
         for _ in range(4):
             reader, writer = await asyncio.open_connection("127.0.0.1", route.port)
             writer.write(b"ping")
@@ -111,7 +111,7 @@ def test_the_mesh_counts_what_passes_and_the_manager_reads_it_from_the_socket(tm
             writer.close()
             await writer.wait_closed()
         await asyncio.sleep(0.05)
-        texts = await asyncio.get_running_loop().run_in_executor(None, metrics.read_lb, state)
+        texts = await asyncio.get_running_loop().run_in_executor(None, metrics.read_local, state, "lb")
         server.close()
         listener.close()
         backend.close()
@@ -135,9 +135,9 @@ def test_a_socket_nobody_serves_any_more_is_removed(tmp_path):
     state = StateDir(tmp_path)
     state.run_dir.mkdir()
     with socket.socket(socket.AF_UNIX) as left:  # bound, never listening: what a killed process leaves
-        left.bind(str(state.lb_metrics_socket(7)))
-    assert metrics.read_lb(state) == []
-    assert state.lb_metrics_sockets() == []
+        left.bind(str(state.metrics_socket("lb", 7)))
+    assert metrics.read_local(state, "lb") == []
+    assert state.metrics_sockets("lb") == []
 
 
 def test_a_metrics_token_reads_metrics_and_nothing_else():
