@@ -17,6 +17,7 @@ send nothing to those that do not answer. A dead end becomes a chance.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from swarmpy.model import NodeStatus, Service, Task, TaskState, has_healthcheck, takes_traffic
@@ -101,7 +102,22 @@ def load(text: str) -> dict[tuple[int, str], Route]:
     return {route.key: route for route in routes}
 
 
-def relevant(event: dict) -> bool:
-    """Events that may change the table."""
+def relevant(event: dict, served: set[str], publishing: Callable[[], set[str]]) -> bool:
+    """Events that may change the table, whose services are `served` (ids): a node's; a service's that
+    is in it or publishes now (`publishing()`: names, read only when asked); a task's of a service
+    in it. A stack's events come with its services' own. Most events of a large cluster are none
+    of these, and a table rebuilt for each cost a load balancer a millisecond of CPU per deploy."""
     kind = event.get("kind")
-    return kind in ("service", "stack", "node") or (kind == "task" and event.get("action") in ("state", "desired"))
+    if kind == "node":
+        return True
+    if kind == "service":
+        return event.get("id") in served or event.get("name") in publishing()
+    if kind == "task" and event.get("action") in ("state", "desired"):
+        service_id = event.get("service_id")
+        return not service_id or service_id in served
+    return False
+
+
+def served(table: dict[tuple[int, str], Route]) -> set[str]:
+    """The ids of the services a table routes to."""
+    return {route.service_id for route in table.values()}

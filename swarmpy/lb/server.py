@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import multiprocessing
 import os
@@ -176,6 +177,7 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
     """Rebuild the table whenever the event stream says something relevant changed."""
     cursor = "0-0"
     first = True
+    served: set[str] = set()
     while not stop.is_set():
         try:
             if first:
@@ -186,7 +188,8 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
                 if not events:
                     continue
                 cursor = events[-1][0]
-                hits = [e for _, e in events if routes.relevant(e)]
+                publishing = functools.cache(lambda: set(store.publishing_names()))
+                hits = [e for _, e in events if routes.relevant(e, served, publishing)]
                 if not hits:
                     continue
                 changed_at = max(float(e.get("time", 0)) for e in hits)
@@ -195,6 +198,7 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
                 mesh.kernel = KernelPath(cluster_id)
                 mesh.note_cluster(cluster_id)
             table = routes.table(store)
+            served = routes.served(table)
             asyncio.run_coroutine_threadsafe(mesh.apply(table, changed_at), loop).result(timeout=30)
             mesh.keep(table)
         except Exception as e:

@@ -56,11 +56,15 @@ class ServiceRecords(StoreBase):
 
     def publishing_services(self) -> list[Service]:
         """The services that publish ingress ports, found through the ports index (the mesh's
-        table is rebuilt on every service event: reading all services each time kept a load
-        balancer of a thousand-service cluster busy)."""
-        names = self.redis.hkeys(self.key("service", "ports"))
+        table is rebuilt on their events: reading all services each time kept a load balancer of
+        a thousand-service cluster busy)."""
+        names = self.publishing_names()
         ids = [i for i in self.redis.hmget(self.key("service", "names"), names) if i] if names else []
         return sorted(self.get_services(ids).values(), key=lambda s: s.name)
+
+    def publishing_names(self) -> list[str]:
+        """The names of the services that publish ingress ports (the ports index's keys)."""
+        return self.redis.hkeys(self.key("service", "ports"))
 
     def _index_ports(self, service: Service, p) -> None:
         """Only services that publish are in the index: every deploy reads it whole."""

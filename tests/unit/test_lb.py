@@ -10,7 +10,7 @@ import struct
 from swarmpy.lb.balance import Balancer, Health
 from swarmpy.lb.proxy import Listener
 from swarmpy.lb.tcp import PROXY_V2_SIGNATURE, proxy_v2_header
-from swarmpy.lb.routes import Endpoint, Route, routes_of
+from swarmpy.lb.routes import Endpoint, Route, relevant, routes_of, served
 from swarmpy.model import (DeploySpec, DesiredState, Endpoint as TaskEndpoint, Healthcheck, Port, Service,
                            ServiceSpec, Task, TaskState)
 
@@ -235,3 +235,26 @@ def test_the_kernel_gets_an_endpoint_once_it_has_accepted_and_a_port_with_none_i
     mesh.health.accepted |= {first, second}
     mesh.health.mark_down(second)  # accepted once, refused since
     assert [e.task_id for e in mesh.kernel_routes()[0].endpoints] == ["t1"]
+
+
+def test_only_events_that_may_change_the_table_rebuild_it():
+    table = {(80, "tcp"): Route(port=80, protocol="tcp", service_id="web1", service_name="st_web", target=80)}
+    asked = []
+
+    def publishing():
+        asked.append(1)
+        return {"st_web", "st_new"}
+
+    ids = served(table)
+    assert relevant({"kind": "node", "action": "update", "id": "n1"}, ids, publishing)
+    assert relevant({"kind": "service", "action": "update", "id": "web1", "name": "st_web"}, ids, publishing)
+    assert relevant({"kind": "service", "action": "forget", "id": "web1"}, ids, publishing)
+    assert relevant({"kind": "task", "action": "desired", "id": "t1", "service_id": "web1"}, ids, publishing)
+    assert relevant({"kind": "task", "action": "desired", "id": ""}, ids, publishing)  # of no service said
+    assert not asked  # the table's own services need no read
+    # a service that now publishes joins the table; one that does not, and its tasks, change nothing
+    assert relevant({"kind": "service", "action": "create", "id": "new1", "name": "st_new"}, ids, publishing)
+    assert not relevant({"kind": "service", "action": "update", "id": "api1", "name": "st_api"}, ids, publishing)
+    assert not relevant({"kind": "task", "action": "state", "id": "t2", "service_id": "api1"}, ids, publishing)
+    assert not relevant({"kind": "stack", "action": "update", "id": "st"}, ids, publishing)
+    assert not relevant({"kind": "task", "action": "assign", "id": "api1", "service_id": "api1"}, ids, publishing)
