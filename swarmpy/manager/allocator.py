@@ -29,6 +29,13 @@ class NetworkAllocator(Component):
     # may have missed events.
     full_pass_every = 60.0
 
+    def __init__(self, store):
+        super().__init__(store)
+        # service id -> its networks and endpoint mode when its virtual IPs were last put right: most
+        # redeploys change neither, and need no address read (nor a look for networks left unused)
+        self.settled: dict[str, tuple[frozenset[str], str]] = {}
+        self.reshaped: set[str] = set()  # stacks with a service whose networks changed, until their event
+
     def handle(self, events) -> None:
         ended: dict[str, set[str]] = {}  # service id -> tasks that ended
         services: set[str] = set()
@@ -43,20 +50,26 @@ class NetworkAllocator(Component):
             elif kind == "stack" and action == "update":
                 deployed.add(e["id"])
             elif kind in ("stack", "network") or (kind == "service" and action in ("remove", "forget")):
+                self.settled.pop(e.get("id", ""), None)
                 gc = True
+        live = self.store.get_services(services) if services else {}
+        moved = [s for s in live.values() if self.settled.get(s.id) != _shape(s)]
+        self.reshaped |= {s.stack for s in moved if s.stack}
         # a full pass reads every service: a deploy asks for one only when it left a network of
         # its stack unused (most deploys do not, and one pass per deploy would keep a manager of
         # thousands of services busy)
-        networks = self.store.list_networks() if deployed or services else []
-        gc = gc or any(self.left_unused(stack, networks) for stack in deployed)
+        looked_at = deployed & self.reshaped
+        networks = self.store.list_networks() if looked_at or moved else []
+        gc = gc or any(self.left_unused(stack, networks) for stack in looked_at)
+        self.reshaped -= looked_at
         for sid, task_ids in ended.items():
             self.release_task_addresses(sid, task_ids)
-        if services:
-            live = self.store.get_services(services)
-            ensure_vips(self.store, list(live.values()))
+        if moved:
+            ensure_vips(self.store, moved)
             network_ids = [n.id for n in networks]
-            for service in live.values():
+            for service in moved:
                 self.release_stale_vips(service, network_ids)
+                self.settled[service.id] = _shape(service)
         if gc:
             self.reconcile_all()
 
@@ -101,3 +114,9 @@ class NetworkAllocator(Component):
                     store.release_address(network.id, owner)
             if network.stack and network.id not in in_use and not alive and store.delete_unused_network(network):
                 log.warning("allocator: removed network %s, no longer used by stack %s", network.name, network.stack)
+        self.settled = {s.id: _shape(s) for s in live}
+
+
+def _shape(service: Service) -> tuple[frozenset[str], str]:
+    """What a service's virtual IPs follow: its networks and its endpoint mode."""
+    return frozenset(n.id for n in service.networks), service.spec.deploy.endpoint_mode

@@ -170,18 +170,20 @@ def _network_for(stack_name: str, key: str, spec: NetworkSpec | None, existing: 
 
 def ensure_vips(store: Store, services: list[Service]) -> None:
     """A virtual IP on each network of each `vip` service (the same one again if it has one)."""
+    wanted = {s.id: [sn.id for sn in s.networks] for s in services
+              if s.networks and s.spec.deploy.endpoint_mode != "dnsrr"}
+    held = store.service_vips(wanted) if wanted else {}  # one round trip: a redeploy has them all
     for s in services:
-        if s.spec.deploy.endpoint_mode == "dnsrr":
-            continue
         allocated = False
-        for sn in s.networks:
+        for nid in wanted.get(s.id, []):
+            if nid in held[s.id]:
+                continue
             try:
-                network = store.get_network(sn.id)
+                network = store.get_network(nid)
             except NotFound:
                 continue
-            if not store.addresses_of(vip_owner(s.id), [sn.id]):
-                store.allocate_address(network, vip_owner(s.id))
-                allocated = True
+            store.allocate_address(network, vip_owner(s.id))
+            allocated = True
         if allocated:
             store.publish("service", "vip", s.id, stack=s.stack)
 

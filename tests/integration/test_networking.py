@@ -203,6 +203,38 @@ services:
         cluster.cli("stack", "rm", "rr")
 
 
+TWO_NETWORKS = """
+services:
+  app:
+    image: swarmpy/busybox:latest
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    networks: {networks}
+    deploy: {{replicas: 1, labels: {{round: "{round}"}}}}
+networks:
+  front: {{}}
+  back: {{}}
+"""
+
+
+def test_a_redeploy_keeps_the_vips_and_a_dropped_network_goes(cluster, tmp_path):
+    def deploy(networks: str, round: int) -> dict[str, str]:
+        cluster.deploy(cluster.write_stack(tmp_path, TWO_NETWORKS.format(networks=networks, round=round),
+                                           f"r{round}.yml"), "drop")
+        return {v["network"]: v["address"] for v in inspect(cluster, "drop_app")["endpoint"]["virtual_ips"]}
+
+    try:
+        first = deploy("[front, back]", 1)
+        assert set(first) == {"drop_front", "drop_back"} and all(first.values())
+        assert deploy("[front, back]", 2) == first  # only a label changed
+        assert deploy("[front]", 3) == {"drop_front": first["drop_front"]}
+        wait_for(lambda: "drop_back" not in {n["name"] for n in cluster.json("network", "ls")}, 15,
+                 what="the network no service uses any more to go")
+        assert "drop_front" in {n["name"] for n in cluster.json("network", "ls")}
+    finally:
+        cluster.cli("stack", "rm", "drop")
+
+
 class Stream:
     """Requests from inside a container, one after another, each on a new connection; what failed is kept."""
 

@@ -42,9 +42,6 @@ class Store:
     def add_service(self, service):
         self.services[service.id] = service
 
-    def addresses_of(self, owner, ids):
-        return []
-
     def put_service(self, service, expected_version):
         if self.services[service.id].version != expected_version:
             raise Conflict("moved")
