@@ -15,7 +15,6 @@ import os
 import re
 import time
 import uuid
-from typing import Any
 
 from flask import Flask, Response, g, jsonify, request, stream_with_context
 from werkzeug.exceptions import HTTPException

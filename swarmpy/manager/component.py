@@ -31,6 +31,7 @@ class Component:
     batch_window = 0.0  # seconds to let events gather before handling them
     gap_check_every = 1.0  # seconds between checks that the stream still holds what the loop has not read
     pass_batch = 200  # records a full pass reads at once: no reply so large that it holds up the API's
+    feed = None  # an EventFeed the loops of a process share; None: the loop reads the store's stream itself
 
     def __init__(self, store: Store):
         self.store = store
@@ -108,10 +109,11 @@ class Component:
                 block = 500
                 if self._wake_at is not None:
                     block = max(1, min(block, int((self._wake_at - time.time()) * 1000)))
-                events = self.store.read_events(cursor, block_ms=block)
+                stream = self.feed or self.store
+                events = stream.read_events(cursor, block_ms=block)
                 if events and self.batch_window:
                     time.sleep(self.batch_window)
-                    more = self.store.read_events(events[-1][0], block_ms=None)
+                    more = stream.read_events(events[-1][0], block_ms=None)
                     events += more
                 if events:
                     cursor = events[-1][0]

@@ -5,6 +5,7 @@ change it makes. In one process they shared one GIL, so each deploy's reactions
 held up the API's next requests (a deploy call's p50 and p99). Here the API's
 process only answers, and this one runs `Leadership` and its loops.
 
+The loops read the store's events through one shared reader (`feed.EventFeed`).
 The child campaigns under its manager's id (the leader lease is the manager's,
 as `node ls` shows it), dies with the manager (PR_SET_PDEATHSIG: the lease is
 released at once, and a failover follows), and is started again by the manager
@@ -29,6 +30,7 @@ from swarmpy.lifetime import FIRST_BACKOFF, describe_exit, next_backoff
 from swarmpy.manager.allocator import NetworkAllocator
 from swarmpy.manager.component import SWITCH_INTERVAL
 from swarmpy.manager.dispatcher import Dispatcher, JobQueues
+from swarmpy.manager.feed import EventFeed
 from swarmpy.manager.leader import Leadership
 from swarmpy.manager.metrics import LOOPS_MEASURED
 from swarmpy.manager.monitor import NodeMonitor
@@ -48,15 +50,21 @@ def run(state: StateDir, manager_id: str) -> None:
     config = state.load()
     store = Store.from_config(config)
 
+    feed = EventFeed(store)
+
     def components():
         queues = JobQueues(store, connection=replication.client(config, decode_responses=False))
-        return [NodeMonitor(store), Orchestrator(store), SchedulerLoop(store), Dispatcher(store, queues),
-                NetworkAllocator(store)]
+        loops = [NodeMonitor(store), Orchestrator(store), SchedulerLoop(store), Dispatcher(store, queues),
+                 NetworkAllocator(store)]
+        for loop in loops:
+            loop.feed = feed
+        return loops
 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     figures = serve_figures(state.metrics_socket("loops", os.getpid()))
+    feed.start()
     leadership = Leadership(store, manager_id, components)
     leadership.start()
     try:
@@ -64,6 +72,7 @@ def run(state: StateDir, manager_id: str) -> None:
     finally:
         leadership.stop()
         leadership.join(timeout=10)
+        feed.stop()
         if figures is not None:
             figures.shutdown()
             state.metrics_socket("loops", os.getpid()).unlink(missing_ok=True)

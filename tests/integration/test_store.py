@@ -3,6 +3,7 @@
 import shutil
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -98,3 +99,53 @@ def test_a_desired_state_written_from_a_stale_copy_keeps_the_node_the_scheduler_
     again = store.get_task("t1")
     assert again.desired_state == DesiredState.RUNNING and again.copy(desired_state=now.desired_state,
                                                                       desired_at=now.desired_at) == now
+
+
+def test_the_loops_share_one_reader_of_the_event_stream(store, monkeypatch):
+    from swarmpy.manager import feed as feed_module
+    feed = feed_module.EventFeed(store)
+    direct = []
+    reads = store.read_events
+
+    def counted(after, block_ms=None, count=1000):
+        if threading.current_thread() is not feed:
+            direct.append(after)
+        return reads(after, block_ms=block_ms, count=count)
+    monkeypatch.setattr(store, "read_events", counted)
+    monkeypatch.setattr(feed_module, "KEEP", 5)
+    feed.start()
+    try:
+        wait_until(lambda: feed.base is not None)
+        cursor = store.last_event_id()
+        # two loops waiting: both get the event the moment it is written, and neither read the store
+        got: dict[str, list] = {}
+        waiters = [threading.Thread(target=lambda n=n: got.setdefault(n, feed.read_events(cursor, block_ms=5000)))
+                   for n in ("a", "b")]
+        for w in waiters:
+            w.start()
+        time.sleep(0.2)
+        store.publish("service", "update", "s1")
+        for w in waiters:
+            w.join(5)
+        assert [e["id"] for _, e in got["a"]] == [e["id"] for _, e in got["b"]] == ["s1"]
+        for i in range(2, 9):
+            store.publish("service", "update", f"s{i}")
+        ids = [i for i, _ in reads(cursor)]  # s1..s8 (read apart from the count)
+        wait_until(lambda: feed.held and feed.held[-1][1] == ids[-1])
+        # it holds the last five: a loop at s3 reads s4..s8 from it
+        assert [e["id"] for _, e in feed.read_events(ids[2])] == [f"s{i}" for i in range(4, 9)]
+        assert direct == []
+        # a loop further behind than the feed holds reads the store itself, and misses nothing
+        behind = feed.read_events(ids[0])
+        assert [e["id"] for _, e in behind] == [f"s{i}" for i in range(2, 9)] and direct == [ids[0]]
+        assert feed.read_events(behind[-1][0], block_ms=100) == []  # nothing new: it waited, then nothing
+    finally:
+        feed.stop()
+        feed.join(5)
+
+
+def wait_until(condition, timeout: float = 5.0) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
