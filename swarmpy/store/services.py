@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -11,9 +12,21 @@ import redis
 from swarmpy.model import Network, Service
 from swarmpy.store.base import Conflict, NotFound, StoreBase, _dumps
 from swarmpy.store.networks import overlapping
+# What a stack's write checks under its WATCH, in one round trip: the records of the services it
+# expects (their versions), and the ids of the networks there are.
+_STACK_CHECKS_SCRIPT = """
+local records = {}
+for i, id in ipairs(ARGV) do records[i] = redis.call('HGET', KEYS[1], id) end
+return {records, redis.call('HKEYS', KEYS[2])}
+"""
+
 
 class ServiceRecords(StoreBase):
     """Keys: stacks, services, services:removed, service:names, service:ports, service:update."""
+
+    @functools.cached_property
+    def _stack_checks(self):
+        return self.redis.register_script(_STACK_CHECKS_SCRIPT)
 
     def _services_key(self) -> str:
         return self.key("services")
@@ -116,18 +129,19 @@ class ServiceRecords(StoreBase):
         watched = [services_key, names_key, self.key("stacks"), *self.network_keys()]
         with self.redis.pipeline(transaction=True) as p:
             p.watch(*watched)
-            raws = p.hmget(services_key, list(expected)) if expected else []
+            raws, network_ids = self._stack_checks(keys=[services_key, self._networks_key()], args=list(expected),
+                                                   client=p)
             for (sid, version), raw in zip(expected.items(), raws):
                 if raw is None or json.loads(raw)["version"] != version:
                     p.reset()
                     raise Conflict(f"service {sid} changed since version {version}")
-            present = self.list_networks()
+            present = self.list_networks() if networks else []  # a redeploy makes none: no record is read
             for n in networks:
                 clash = next((o for o in present if o.name == n.name), None) or overlapping(n.subnet, present)
                 if clash:
                     p.reset()
                     raise Conflict(f"network {n.name} clashes with network {clash.name} made meanwhile")
-            known = {n.id for n in present} | {n.id for n in networks}
+            known = set(network_ids) | {n.id for n in networks}
             gone = [sn.name for s in changed for sn in s.networks if sn.id not in known]
             if gone:
                 p.reset()

@@ -149,3 +149,28 @@ def wait_until(condition, timeout: float = 5.0) -> None:
     while not condition():
         assert time.time() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_a_stack_write_checks_versions_and_networks_and_writes_nothing_when_refused(store):
+    from swarmpy.model import Network, Service, ServiceNetwork, ServiceSpec
+    from swarmpy.store import Conflict
+    front = Network(id="nf", name="st_front", subnet="10.9.1.0/24", gateway="10.9.1.1", vni=4101, stack="st")
+    web = Service(id="w1", stack="st", name="st_web", spec=ServiceSpec(name="web", image="busybox"),
+                  networks=[ServiceNetwork(id="nf", name="st_front")])
+    store.write_stack({"name": "st", "services": ["w1"]}, [web], [], {}, [front])
+    assert store.get_service("w1").version == 1 and store.get_network("nf").name == "st_front"
+
+    def refused(changed, expected, networks=(), match=""):
+        before = store.redis.xlen(store.events_key)
+        with pytest.raises(Conflict, match=match):
+            store.write_stack({"name": "st", "services": ["w1"], "round": 2}, changed, [], expected, list(networks))
+        assert store.redis.xlen(store.events_key) == before and "round" not in store.get_stack("st")
+
+    moved = Service.from_dict({**web.to_dict(), "version": 2})
+    refused([moved], {"w1": 7}, match="changed since version 7")  # the caller read a version that is gone
+    lost = Service.from_dict({**moved.to_dict(), "networks": [{"id": "gone", "name": "st_back"}]})
+    refused([lost], {"w1": 1}, match="removed meanwhile")
+    twin = Network(id="nf2", name="st_front", subnet="10.9.2.0/24", gateway="10.9.2.1", vni=4102, stack="st")
+    refused([moved], {"w1": 1}, [twin], match="clashes with network st_front")
+    store.write_stack({"name": "st", "services": ["w1"]}, [moved], [], {"w1": 1})
+    assert store.get_service("w1").version == 2
