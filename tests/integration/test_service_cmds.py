@@ -7,7 +7,7 @@ import json
 
 from tests.integration.cluster import wait_for
 from tests.integration.test_api import api
-from tests.integration.test_mesh import get, served_by
+from tests.integration.test_mesh import served_by
 
 PORT = 18431
 SERVE = "mkdir -p /www; echo $GREETING > /www/index.html; exec httpd -f -p 80 -h /www"

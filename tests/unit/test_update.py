@@ -383,12 +383,12 @@ def test_new_deploy_mid_update_restarts_the_update_for_the_new_version():
     world.run(new)
     world.step(1)  # slot 2's v1 task is stopping
     world.service = bump(world.service)
-    plan = world.step(1)
+    world.step(1)
     assert world.status["version"] == 3 and world.status["state"] == "updating"
     assert world.status["started_at"] == world.now
     for _ in range(30):
         world.settle()
-        plan = world.step(1)
+        world.step(1)
         if world.status["state"] == "completed":
             break
     assert world.status["state"] == "completed"
