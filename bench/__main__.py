@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: stopped: {e}", file=sys.stderr)
         return 1
     print(table(figures))
+    for f in figures:  # what RESULTS.md would say under the table
+        if f.note:
+            print(f"- **{f.name}**: {f.note}")
     took = time.perf_counter() - started
     print(f"\n{len(figures)} figures in {took / 60:.1f} minutes", file=sys.stderr)
     if "all" in args.figures and not args.small and not args.no_write:

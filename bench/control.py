@@ -67,11 +67,13 @@ def children(pid: int) -> list[int]:
     return kids
 
 
-def swarmpy_rss(pids: dict[str, int]) -> dict[str, float]:
-    """MiB resident: the manager, the worker with its job processes, the load balancer (a child of the manager)."""
-    return {"manager": rss_mb(pids["manager"]),
-            "worker": rss_mb(pids["worker"]) + sum(rss_mb(c) for c in children(pids["worker"])),
-            "lb": sum(rss_mb(c) for c in children(pids["manager"]))}
+def swarmpy_rss(state: StateDir) -> dict[str, float]:
+    """MiB resident of each part with its children: the manager with its control loops' process, the
+    worker with its job processes, the load balancer (siblings under the supervisor)."""
+    def tree(part: str) -> float:
+        pid = bootstrap._pid(state, part)
+        return rss_mb(pid) + sum(rss_mb(c) for c in children(pid)) if pid else 0.0
+    return {part: tree(part) for part in ("manager", "worker", "lb")}
 
 
 def swarmpy_side(env: Env, calls: int, services: int) -> dict:
@@ -82,8 +84,7 @@ def swarmpy_side(env: Env, calls: int, services: int) -> dict:
     session.verify = str(state.ca_file)
     session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the cluster's CA
     session.headers["Authorization"] = f"Bearer {state.token()}"
-    pids = {"manager": bootstrap._pid(state, "manager"), "worker": bootstrap._pid(state, "worker")}
-    before = swarmpy_rss(pids)
+    before = swarmpy_rss(state)
     per_stack = services // STACKS
     for i in range(STACKS):
         session.put(f"{base}/stacks/load{i}", json={"stack": stack_spec(i, per_stack, 10)}, timeout=120
@@ -100,7 +101,7 @@ def swarmpy_side(env: Env, calls: int, services: int) -> dict:
         one.services["p"].deploy.labels = {"round": str(i)}  # a change each time, as a redeploy would be
         session.put(f"{base}/stacks/probe", json={"stack": one.to_dict()}, timeout=60).raise_for_status()
     deploys = timed_calls(deploy, calls)
-    memory = swarmpy_rss(pids)
+    memory = swarmpy_rss(state)
     memory["growth"] = sum(memory.values()) - sum(before.values())
     memory["redis"] = rss_mb(bootstrap._pid(state, "redis"))
     for i in range(STACKS):
@@ -149,7 +150,8 @@ def figures(env: Env, calls: int = 200, services: int = SERVICES) -> list[Figure
     out.append(Figure(f"footprint: manager + worker + lb, {services:,} services, {services * 10:,} tasks", "MiB",
                       "Docker Swarm manager's dockerd (engine included) with the same", [total],
                       [theirs["memory"]["total"]],
-                      note=f"manager {m['manager']:.0f} MiB, worker with its job processes {m['worker']:.0f} MiB, "
+                      note=f"manager with its control loops' process {m['manager']:.0f} MiB, worker with its job "
+                           f"processes {m['worker']:.0f} MiB, "
                            f"load balancer {m['lb']:.0f} MiB, Redis besides {m['redis']:.0f} MiB; growth for the "
                            f"load: swarmpy {m['growth']:.0f} MiB, dockerd {theirs['memory']['growth']:.0f} MiB"))
     return out
