@@ -130,7 +130,8 @@ def test_the_dashboard_in_a_browser(cluster, stack, browser, artifacts):
 
     # the login page: a wrong token is refused, the cluster's is let in
     d.get(base + "/ui/")
-    assert d.current_url.endswith("/ui/login")
+    assert d.current_url.endswith("/ui/login"), \
+        f"at {d.current_url}: title {d.title!r}, page {d.page_source[:500]!r}, console {d.get_log('browser')}"
     d.find_element(By.ID, "token").send_keys("not-the-token", Keys.ENTER)
     assert "not the cluster" in wait_for(lambda: d.find_elements(By.ID, "login-error"), 10)[0].text
     d.find_element(By.ID, "token").send_keys(token, Keys.ENTER)
