@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import time
 
 _PR_SET_PDEATHSIG = 1
 
@@ -46,3 +47,27 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exited with code {code}"
+
+
+class StopSignals:
+    """SIGTERM and SIGINT (or the signals given), noted for the main thread to act on.
+
+    A handler must take no lock. Python runs it in the main thread between two bytecodes, and
+    `Event.set()` there deadlocks when the signal lands while the main thread holds that Event's
+    own lock, as it does waking from `Event.wait`. A second SIGTERM (a parent's death and a stop,
+    say) left a control loops' process hung for good that way."""
+
+    def __init__(self, *signals: int):
+        self.received = False
+        for sig in signals or (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._note)
+
+    def _note(self, signum, frame) -> None:
+        self.received = True
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout`, less once a signal came; whether one came."""
+        deadline = time.monotonic() + timeout
+        while not self.received and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+        return self.received

@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from swarmpy.lifetime import FIRST_BACKOFF, describe_exit, die_with_parent, next_backoff
+from swarmpy.lifetime import FIRST_BACKOFF, StopSignals, describe_exit, die_with_parent, next_backoff
 from swarmpy.settings import StateDir
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,7 @@ class Supervisor:
         self.state.run_dir.mkdir(parents=True, exist_ok=True)
         pid_file = self.state.run_dir / "supervisor.pid"
         pid_file.write_text(f"{os.getpid()}\n")  # systemd starts it too, not only `init`
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stopping.set())
+        stops = StopSignals()
         publisher = StatusPublisher(self.state, self)
         try:
             reported = 0.0
@@ -139,7 +138,8 @@ class Supervisor:
                 if changed or time.time() - reported >= REPORT_EVERY:
                     publisher.publish(self.report())
                     reported = time.time()
-                self.stopping.wait(0.1)
+                if stops.wait(0.1):
+                    self.stopping.set()
         finally:
             self.stop_all()
             self.state.parts_file.unlink(missing_ok=True)

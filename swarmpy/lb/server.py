@@ -43,7 +43,7 @@ from swarmpy.lb import metrics, routes
 from swarmpy.lb.balance import PROBE_EVERY
 from swarmpy.lb.kernel import KernelPath
 from swarmpy.lb.proxy import Health, Listener
-from swarmpy.lifetime import die_with_parent
+from swarmpy.lifetime import StopSignals, die_with_parent
 from swarmpy.settings import StateDir
 from swarmpy.store import Store, replication
 
@@ -265,10 +265,8 @@ def run(state: StateDir, node_id: str | None = None, processes: int = 1, host: s
         child.start()
         return child
     children = [start(i == 0) for i in range(processes)]
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    while not stopping.wait(1.0):
+    stops = StopSignals()
+    while not stops.wait(1.0):
         for i, child in enumerate(children):
             if not child.is_alive():
                 children[i] = start(i == 0)

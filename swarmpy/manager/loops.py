@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socketserver
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import time
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from swarmpy.lifetime import FIRST_BACKOFF, describe_exit, next_backoff
+from swarmpy.lifetime import FIRST_BACKOFF, StopSignals, describe_exit, next_backoff
 from swarmpy.manager.allocator import NetworkAllocator
 from swarmpy.manager.component import SWITCH_INTERVAL
 from swarmpy.manager.dispatcher import Dispatcher, JobQueues
@@ -60,15 +59,14 @@ def run(state: StateDir, manager_id: str) -> None:
             loop.feed = feed
         return loops
 
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    stops = StopSignals()
     figures = serve_figures(state.metrics_socket("loops", os.getpid()))
     feed.start()
     leadership = Leadership(store, manager_id, components)
     leadership.start()
     try:
-        stopping.wait()
+        while not stops.wait(1.0):
+            pass
     finally:
         leadership.stop()
         leadership.join(timeout=10)

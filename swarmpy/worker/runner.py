@@ -34,7 +34,7 @@ from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 from rq.serializers import JSONSerializer
 
-from swarmpy.lifetime import die_with_parent
+from swarmpy.lifetime import StopSignals, die_with_parent
 from swarmpy.model import NodeStatus
 from swarmpy.settings import StateDir
 from swarmpy.store import Store, replication
@@ -210,9 +210,10 @@ def job_process(state_path: str, parent: int, threads: int, per_node: int, sessi
     runners = [threading.Thread(target=w.work, kwargs={"logging_level": "WARNING"}, daemon=True) for w in workers]
     for r in runners:
         r.start()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while not stop.wait(1.0) and any(r.is_alive() for r in runners):
+    stops = StopSignals(signal.SIGTERM)
+    while not stops.wait(1.0) and any(r.is_alive() for r in runners):
         pass
+    stop.set()
     for w in workers:
         w._stop_requested = True  # each finishes its job, then leaves
     for r in runners:
@@ -230,8 +231,6 @@ def run(state: StateDir, processes: int = 2, threads: int = 12, per_node: int = 
         probe.register_local_node(ctx, **local_node)
     spawn = multiprocessing.get_context("spawn")
     children: dict[int, multiprocessing.Process] = {}
-    stopping = threading.Event()
-
     def start(index: int) -> None:
         p = spawn.Process(target=job_process, args=(str(state.path), os.getpid(), threads, per_node, sessions),
                           name=f"swarmpy-job-{index}",
@@ -239,11 +238,7 @@ def run(state: StateDir, processes: int = 2, threads: int = 12, per_node: int = 
         p.start()
         children[index] = p
 
-    def on_signal(signum, frame):
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stops = StopSignals()
     for i in range(processes):
         start(i)
     holder = f"{socket.gethostname()}.{os.getpid()}"
@@ -253,7 +248,7 @@ def run(state: StateDir, processes: int = 2, threads: int = 12, per_node: int = 
                                  lambda: Engines(ctx.identity_of, timeout=30), ctx.is_local)
     networks.start()
     log.info("worker: %d job processes, watching nodes", processes)
-    while not stopping.wait(1.0):
+    while not stops.wait(1.0):
         for i, p in list(children.items()):
             if not p.is_alive():
                 log.warning("worker: job process %d exited (%s); starting another", i, p.exitcode)
