@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
 import time
 
 _PR_SET_PDEATHSIG = 1
@@ -29,6 +30,18 @@ def die_with_parent(expected_parent: int | None = None, sig: int = signal.SIGTER
         return  # not Linux: the parent's own cleanup has to do
     if expected_parent is not None and os.getppid() != expected_parent:
         os.kill(os.getpid(), sig)  # the parent is already gone
+
+
+def stop_child(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL when it has not ended within `timeout` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def next_backoff(backoff: float, ran_for: float) -> tuple[float, float]:

@@ -27,7 +27,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from swarmpy.lifetime import FIRST_BACKOFF, StopSignals, describe_exit, die_with_parent, next_backoff
+from swarmpy.lifetime import (FIRST_BACKOFF, StopSignals, describe_exit, die_with_parent, next_backoff,
+                              stop_child)
 from swarmpy.settings import StateDir
 
 log = logging.getLogger(__name__)
@@ -117,12 +118,7 @@ class Supervisor:
         for part in reversed(self.parts):
             if part.process is None or part.process.poll() is not None:
                 continue
-            part.process.terminate()
-            try:
-                part.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                part.process.kill()
-                part.process.wait()
+            stop_child(part.process, STOP_TIMEOUT)
             (self.state.run_dir / f"{part.name}.pid").unlink(missing_ok=True)
 
     def run(self) -> None:

@@ -25,7 +25,7 @@ import time
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from swarmpy.lifetime import FIRST_BACKOFF, StopSignals, describe_exit, next_backoff
+from swarmpy.lifetime import FIRST_BACKOFF, StopSignals, describe_exit, next_backoff, stop_child
 from swarmpy.manager.allocator import NetworkAllocator
 from swarmpy.manager.component import SWITCH_INTERVAL
 from swarmpy.manager.dispatcher import Dispatcher, JobQueues
@@ -60,7 +60,8 @@ def run(state: StateDir, manager_id: str) -> None:
         return loops
 
     stops = StopSignals()
-    figures = serve_figures(state.metrics_socket("loops", os.getpid()))
+    socket_path = state.metrics_socket("loops", os.getpid())
+    figures = serve_figures(socket_path)
     feed.start()
     leadership = Leadership(store, manager_id, components)
     leadership.start()
@@ -73,7 +74,7 @@ def run(state: StateDir, manager_id: str) -> None:
         feed.stop()
         if figures is not None:
             figures.shutdown()
-            state.metrics_socket("loops", os.getpid()).unlink(missing_ok=True)
+            socket_path.unlink(missing_ok=True)
 
 
 def serve_figures(path) -> socketserver.BaseServer | None:
@@ -135,11 +136,5 @@ class LoopsProcess(threading.Thread):
         with self.lock:
             self.stopping.set()
             process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_child(process, STOP_TIMEOUT)

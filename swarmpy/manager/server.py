@@ -19,6 +19,7 @@ from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from swarmpy import pki
+from swarmpy.lifetime import stop_child
 from swarmpy.manager.api import create_app
 from swarmpy.manager.component import SWITCH_INTERVAL
 from swarmpy.manager.context import ManagerContext
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 # shown Unreachable, nor the new leader missing, while they reconnect.
 ALIVE_TTL = 15.0
 started_at = time.time()
-
 
 
 def _announce(ctx: ManagerContext, node_id: str | None, stop: threading.Event) -> None:
@@ -129,9 +129,5 @@ def run(state: StateDir, node_id: str | None = None, host: str = "0.0.0.0", port
         loops.stop()
         ctx.store.forget_alive("manager", manager_id)
         if lb_process is not None:
-            lb_process.terminate()
-            try:
-                lb_process.wait(10)
-            except subprocess.TimeoutExpired:
-                lb_process.kill()
+            stop_child(lb_process, 10)
         server.stop()

@@ -12,6 +12,7 @@ import redis
 from swarmpy.model import Network, Service
 from swarmpy.store.base import Conflict, NotFound, StoreBase, _dumps
 from swarmpy.store.networks import overlapping
+
 # What a stack's write checks under its WATCH, in one round trip: the records of the services it
 # expects (their versions), and the ids of the networks there are.
 _STACK_CHECKS_SCRIPT = """

@@ -231,6 +231,7 @@ def run(state: StateDir, processes: int = 2, threads: int = 12, per_node: int = 
         probe.register_local_node(ctx, **local_node)
     spawn = multiprocessing.get_context("spawn")
     children: dict[int, multiprocessing.Process] = {}
+
     def start(index: int) -> None:
         p = spawn.Process(target=job_process, args=(str(state.path), os.getpid(), threads, per_node, sessions),
                           name=f"swarmpy-job-{index}",
