@@ -35,6 +35,9 @@ class NetworkAllocator(Component):
         # redeploys change neither, and need no address read (nor a look for networks left unused)
         self.settled: dict[str, tuple[frozenset[str], str]] = {}
         self.reshaped: set[str] = set()  # stacks with a service whose networks changed, until their event
+        # network id -> the tasks still on a stack network no service uses any more (a redeploy dropped
+        # it while they stop): the last one's end is when the network can go
+        self.draining: dict[str, set[str]] = {}
 
     def handle(self, events) -> None:
         ended: dict[str, set[str]] = {}  # service id -> tasks that ended
@@ -64,6 +67,7 @@ class NetworkAllocator(Component):
         self.reshaped -= looked_at
         for sid, task_ids in ended.items():
             self.release_task_addresses(sid, task_ids)
+        gc = gc or self.drained(set().union(*ended.values()))
         if moved:
             ensure_vips(self.store, moved)
             network_ids = [n.id for n in networks]
@@ -78,6 +82,15 @@ class NetworkAllocator(Component):
         made = {n.id for n in networks if n.stack == stack}
         used = {sn.id for s in self.store.list_services(stack=stack) for sn in s.networks}
         return bool(made - used)
+
+    def drained(self, ended: set[str]) -> bool:
+        """Whether the tasks that ended were the last on a network waiting to go."""
+        emptied = False
+        for network_id, tasks in list(self.draining.items()):
+            if tasks & ended:
+                tasks -= ended
+                emptied = emptied or not tasks
+        return emptied
 
     def release_task_addresses(self, service_id: str, task_ids: set[str]) -> None:
         try:
@@ -102,6 +115,7 @@ class NetworkAllocator(Component):
         vip_networks = {vip_owner(s.id): {n.id for n in s.networks} for s in live
                         if s.spec.deploy.endpoint_mode != "dnsrr"}
         in_use = {n.id for s in live + removed for n in s.networks}
+        self.draining = {}
         for network in store.list_networks():
             owners = store.address_owners(network.id)
             task_ids = [o for o in owners if not o.startswith("vip:")]
@@ -112,7 +126,11 @@ class NetworkAllocator(Component):
                         store.release_address(network.id, owner)
                 elif owner not in alive:
                     store.release_address(network.id, owner)
-            if network.stack and network.id not in in_use and not alive and store.delete_unused_network(network):
+            if not network.stack or network.id in in_use:
+                continue
+            if alive:
+                self.draining[network.id] = alive
+            elif store.delete_unused_network(network):
                 log.warning("allocator: removed network %s, no longer used by stack %s", network.name, network.stack)
         self.settled = {s.id: _shape(s) for s in live}
 
