@@ -37,7 +37,10 @@ from redis.sentinel import Sentinel
 MASTER_NAME = "swarmpy"
 DEFAULT_SENTINEL_PORT = 26380  # beside a system Sentinel on 26379
 DOWN_AFTER_MS = 2000  # a master silent this long is subjectively down
-FAILOVER_TIMEOUT_MS = 2500  # also: a failed election is tried again after twice this
+# Also the election's timeout, and a failed election (two Sentinels each voting for itself, which
+# happens with two survivors) is tried again after twice this: 2.5 s made such a failover take 10 s.
+# Not much less: a promoted replica that has not said it is master within this time is given up.
+FAILOVER_TIMEOUT_MS = 2000
 
 
 # The store's users. Their passwords are in `ClusterConfig.redis_users`, under these names, and
