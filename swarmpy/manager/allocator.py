@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from swarmpy.manager.component import Component
-from swarmpy.manager.networks import ensure_vips
+from swarmpy.manager.networks import ensure_vips, vip_shape
 from swarmpy.model import Network, Service, TaskState
 from swarmpy.store import NotFound, vip_owner
 
@@ -56,7 +56,7 @@ class NetworkAllocator(Component):
                 self.settled.pop(e.get("id", ""), None)
                 gc = True
         live = self.store.get_services(services) if services else {}
-        moved = [s for s in live.values() if self.settled.get(s.id) != _shape(s)]
+        moved = [s for s in live.values() if self.settled.get(s.id) != vip_shape(s)]
         self.reshaped |= {s.stack for s in moved if s.stack}
         # a full pass reads every service: a deploy asks for one only when it left a network of
         # its stack unused (most deploys do not, and one pass per deploy would keep a manager of
@@ -73,7 +73,7 @@ class NetworkAllocator(Component):
             network_ids = [n.id for n in networks]
             for service in moved:
                 self.release_stale_vips(service, network_ids)
-                self.settled[service.id] = _shape(service)
+                self.settled[service.id] = vip_shape(service)
         if gc:
             self.reconcile_all()
 
@@ -132,9 +132,5 @@ class NetworkAllocator(Component):
                 self.draining[network.id] = alive
             elif store.delete_unused_network(network):
                 log.warning("allocator: removed network %s, no longer used by stack %s", network.name, network.stack)
-        self.settled = {s.id: _shape(s) for s in live}
+        self.settled = {s.id: vip_shape(s) for s in live}
 
-
-def _shape(service: Service) -> tuple[frozenset[str], str]:
-    """What a service's virtual IPs follow: its networks and its endpoint mode."""
-    return frozenset(n.id for n in service.networks), service.spec.deploy.endpoint_mode

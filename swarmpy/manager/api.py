@@ -393,7 +393,9 @@ def create_app(ctx: ManagerContext) -> Flask:
                 objects.undo(ctx, new_objects)
                 if not isinstance(e, Conflict) or attempt == 2:
                     raise
-        networks.ensure_vips(store, plan.changed)
+        # most redeploys keep each service's networks and endpoint mode, and so its virtual IPs
+        before = {s.id: networks.vip_shape(s) for s in facts.services}
+        networks.ensure_vips(store, [s for s in plan.changed if before.get(s.id) != networks.vip_shape(s)])
         in_file = {stacks.full_name(name, key) for key in spec.services}
         return jsonify(services=[{"id": s.id, "name": s.name, "version": s.version, "changed": True, "in_file": True}
                                  for s in plan.changed]

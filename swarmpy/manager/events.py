@@ -41,9 +41,8 @@ def named(store: Store, events: list[dict]) -> list[dict]:
     """The events with the names of what they are about (read in a few batches, not one by one)."""
     service_ids = {e["id"] for e in events if e["kind"] == "service"} | \
         {e.get("service_id") for e in events if e["kind"] == "task" and e.get("service_id")}
-    services = {sid: s.name for sid, s in store.get_services(service_ids - {""}).items()}
-    if service_ids - set(services) - {""}:  # removed ones: their tombstones, while they last
-        services.update({s.id: s.name for s in store.removed_services() if s.id in service_ids})
+    live, removed = store.get_services_live_or_removed(service_ids - {""})  # removed: tombstones, while they last
+    services = {sid: s.name for sid, s in {**removed, **live}.items()}
     task_ids = [e["id"] for e in events if e["kind"] == "task" and e["id"] and e["id"] != e.get("service_id")]
     tasks = {t.id: t.display_name for t in store.get_tasks(task_ids)} if task_ids else {}
     nodes = {n.id: n.hostname for n in store.list_nodes()} if any(e["kind"] == "node" for e in events) else {}

@@ -168,6 +168,11 @@ def _network_for(stack_name: str, key: str, spec: NetworkSpec | None, existing: 
     return network
 
 
+def vip_shape(service: Service) -> tuple[frozenset[str], str]:
+    """What a service's virtual IPs follow: its networks and its endpoint mode."""
+    return frozenset(n.id for n in service.networks), service.spec.deploy.endpoint_mode
+
+
 def ensure_vips(store: Store, services: list[Service]) -> None:
     """A virtual IP on each network of each `vip` service (the same one again if it has one)."""
     wanted = {s.id: [sn.id for sn in s.networks] for s in services

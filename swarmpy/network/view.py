@@ -259,8 +259,7 @@ class NetworkView(threading.Thread):
                  if e["kind"] in ("service", "task")} - {None, ""}
         if not dirty:
             return None if everything else set()
-        live = self.store.get_services(dirty)
-        removed = {s.id: s for s in self.store.removed_services() if s.id in dirty and s.id not in live}
+        live, removed = self.store.get_services_live_or_removed(dirty)
         services = {sid: (s, True) for sid, s in live.items() if s.networks}
         services.update({sid: (s, False) for sid, s in removed.items() if s.networks})
         before = [part for sid in dirty if (part := self._pop_part(sid))]

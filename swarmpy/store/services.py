@@ -48,6 +48,19 @@ class ServiceRecords(StoreBase):
         raws = self.redis.hmget(self._services_key(), ids)
         return {i: Service.from_dict(json.loads(r)) for i, r in zip(ids, raws) if r}
 
+    def get_services_live_or_removed(self, ids: Iterable[str]) -> tuple[dict[str, Service], dict[str, Service]]:
+        """These services' records, and the tombstones of those removed whose tasks are still
+        stopping, in one round trip."""
+        ids = list(ids)
+        if not ids:
+            return {}, {}
+        with self.redis.pipeline(transaction=False) as p:
+            p.hmget(self._services_key(), ids)
+            p.hmget(self.key("services", "removed"), ids)
+            live, removed = p.execute()
+        return ({i: Service.from_dict(json.loads(r)) for i, r in zip(ids, live) if r},
+                {i: Service.from_dict(json.loads(r)) for i, r, alive in zip(ids, removed, live) if r and not alive})
+
     def list_services(self, stack: str | None = None) -> list[Service]:
         if stack is not None:  # only the stack's own records, not every service's
             ids = (self.get_stack(stack) or {}).get("services") or []
@@ -130,8 +143,9 @@ class ServiceRecords(StoreBase):
         watched = [services_key, names_key, self.key("stacks"), *self.network_keys()]
         with self.redis.pipeline(transaction=True) as p:
             p.watch(*watched)
-            raws, network_ids = self._stack_checks(keys=[services_key, self._networks_key()], args=list(expected),
-                                                   client=p)
+            # read on another connection, after the WATCH: any change since still fails the EXEC (the
+            # pipeline's own would make it ask SCRIPT EXISTS at EXEC, a round trip more)
+            raws, network_ids = self._stack_checks(keys=[services_key, self._networks_key()], args=list(expected))
             for (sid, version), raw in zip(expected.items(), raws):
                 if raw is None or json.loads(raw)["version"] != version:
                     p.reset()

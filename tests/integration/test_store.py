@@ -174,3 +174,15 @@ def test_a_stack_write_checks_versions_and_networks_and_writes_nothing_when_refu
     refused([moved], {"w1": 1}, [twin], match="clashes with network st_front")
     store.write_stack({"name": "st", "services": ["w1"]}, [moved], [], {"w1": 1})
     assert store.get_service("w1").version == 2
+
+
+def test_services_are_read_live_or_as_the_tombstones_of_removed_ones(store):
+    from swarmpy.model import Service, ServiceSpec
+    kept, gone = (Service(id=i, stack="tomb", name=f"tomb_{i}", spec=ServiceSpec(name=i, image="busybox"))
+                  for i in ("k1", "g1"))
+    store.write_stack({"name": "tomb", "services": ["k1", "g1"]}, [kept, gone], [], {})
+    store.remove_services([gone])
+    live, removed = store.get_services_live_or_removed(["k1", "g1", "never"])
+    assert set(live) == {"k1"} and live["k1"].name == "tomb_k1"
+    assert set(removed) == {"g1"} and removed["g1"].name == "tomb_g1"
+    assert store.get_services_live_or_removed([]) == ({}, {})

@@ -17,11 +17,10 @@ class Store:
         self.services = {"s1": Service(id="s1", stack="shop", name="shop_web", spec=ServiceSpec(name="web", image="x"))}
         self.tasks = {"t1": Task(id="t1", service_id="s1", service_name="shop_web", spec_version=1, slot=2)}
 
-    def get_services(self, ids):
-        return {i: self.services[i] for i in ids if i in self.services}
-
-    def removed_services(self):
-        return [Service(id="gone", stack="", name="old", spec=ServiceSpec(name="old", image="x"))]
+    def get_services_live_or_removed(self, ids):
+        removed = {"gone": Service(id="gone", stack="", name="old", spec=ServiceSpec(name="old", image="x"))}
+        return ({i: self.services[i] for i in ids if i in self.services},
+                {i: removed[i] for i in ids if i in removed})
 
     def get_tasks(self, ids):
         return [self.tasks[i] for i in ids if i in self.tasks]
