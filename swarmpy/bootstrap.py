@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import shutil
 import signal
@@ -23,6 +24,8 @@ from swarmpy import pki
 from swarmpy.settings import DEFAULT_API_PORT, DEFAULT_REDIS_PORT, ClusterConfig, StateDir
 from swarmpy.store import replication
 from swarmpy.vault import Vault
+
+log = logging.getLogger(__name__)
 
 
 class BootstrapError(Exception):
@@ -120,7 +123,7 @@ def spawn(state: StateDir, name: str, args: list[str]) -> int:
     process = subprocess.Popen([sys.executable, "-m", "swarmpy", *args, "--state-dir", str(state.path)],
                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True)
-    (state.run_dir / f"{name}.pid").write_text(f"{process.pid}\n")
+    state.pid_file(name).write_text(f"{process.pid}\n")
     return process.pid
 
 
@@ -224,7 +227,7 @@ def _pid(state: StateDir, name: str) -> int | None:
     """The pid a part's pid file names, if that process is still the part (a pid file a crash left
     behind may name a pid the system has since given to another program: never signal that)."""
     try:
-        pid = int((state.run_dir / f"{name}.pid").read_text().strip())
+        pid = int(state.pid_file(name).read_text().strip())
     except (OSError, ValueError):
         return None
     return pid if _is_ours(pid, state, name) else None
@@ -279,7 +282,55 @@ def stop(state: StateDir, timeout: float = 30) -> list[str]:
             time.sleep(0.1)
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
+    _stop_leftovers(state)
     return [name for name in ran if name != "supervisor"]
+
+
+# the commands of the processes a cluster runs on a machine (`swarmpy <command> ... --state-dir DIR`)
+PART_COMMANDS = (b"supervise", b"manager", b"manager-loops", b"lb", b"worker")
+
+
+def leftovers(state: StateDir) -> list[int]:
+    """This state dir's processes that no pid file names: a manager's control loops' process that
+    hung while its manager was killed outlives it (nothing else would stop it), and so could one
+    of the worker's job processes. Not a command a user runs, not this process nor its parents."""
+    mine, pid = set(), os.getpid()
+    while pid > 1:  # `leave` itself, and the shell or test that runs it
+        mine.add(pid)
+        pid = _parent(pid)
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in mine and alive(int(entry)):
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    args = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"swarmpy" in args and str(state.path).encode() in args and \
+                    args[args.index(b"swarmpy") + 1:][:1] in ([c] for c in PART_COMMANDS):
+                found.append(int(entry))
+    return found
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _stop_leftovers(state: StateDir, timeout: float = 5) -> None:
+    strays = leftovers(state)
+    for pid in strays:
+        log.warning("leave: process %d of this state dir outlived its parts; stopping it", pid)
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + timeout
+    while any(alive(pid) for pid in strays) and time.time() < deadline:
+        time.sleep(0.1)
+    for pid in strays:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def remove_state(state: StateDir, embedded_redis: bool) -> list[str]:

@@ -107,6 +107,10 @@ class StateDir:
         except (OSError, ValueError):
             return None
 
+    def pid_file(self, process: str) -> Path:
+        """Where a process that `init` or its supervisor started notes its pid."""
+        return self.run_dir / f"{process}.pid"
+
     def metrics_socket(self, process: str, pid: int) -> Path:
         """Where process `pid`, a load balancer ("lb") or a manager's control loops ("loops"), serves
         its figures (a unix socket: see `swarmpy.lb.metrics`)."""

@@ -77,7 +77,7 @@ class Supervisor:
         finally:
             log_file.close()
         part.started_at = time.time()
-        (self.state.run_dir / f"{part.name}.pid").write_text(f"{part.process.pid}\n")
+        self.state.pid_file(part.name).write_text(f"{part.process.pid}\n")
 
     def died(self, part: Part) -> None:
         now = time.time()
@@ -96,7 +96,7 @@ class Supervisor:
                 if code is None:
                     continue
                 part.process, part.last_exit = None, describe_exit(code)
-                (self.state.run_dir / f"{part.name}.pid").unlink(missing_ok=True)
+                self.state.pid_file(part.name).unlink(missing_ok=True)
                 self.died(part)
                 changed = True
             if time.time() >= part.due and not self.stopping.is_set():
@@ -119,11 +119,11 @@ class Supervisor:
             if part.process is None or part.process.poll() is not None:
                 continue
             stop_child(part.process, STOP_TIMEOUT)
-            (self.state.run_dir / f"{part.name}.pid").unlink(missing_ok=True)
+            self.state.pid_file(part.name).unlink(missing_ok=True)
 
     def run(self) -> None:
         self.state.run_dir.mkdir(parents=True, exist_ok=True)
-        pid_file = self.state.run_dir / "supervisor.pid"
+        pid_file = self.state.pid_file("supervisor")
         pid_file.write_text(f"{os.getpid()}\n")  # systemd starts it too, not only `init`
         stops = StopSignals()
         publisher = StatusPublisher(self.state, self)
