@@ -45,7 +45,7 @@ from swarmpy.lb.kernel import KernelPath
 from swarmpy.lb.proxy import Health, Listener
 from swarmpy.lifetime import StopSignals, die_with_parent
 from swarmpy.settings import StateDir
-from swarmpy.store import Store, replication
+from swarmpy.store import SeenBehaviour, Store, replication
 
 log = logging.getLogger(__name__)
 
@@ -178,18 +178,20 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
     cursor = "0-0"
     first = True
     served: set[str] = set()
+    seen = SeenBehaviour()  # a service event that changes no route (a label of the user's) is let pass
     while not stop.is_set():
         try:
             if first:
                 cursor = store.last_event_id()
                 changed_at, first = time.time(), False
+                seen.forget()
             else:
                 events = store.read_events(cursor, block_ms=1000)
                 if not events:
                     continue
                 cursor = events[-1][0]
                 publishing = functools.cache(lambda: set(store.publishing_names()))
-                hits = [e for _, e in events if routes.relevant(e, served, publishing)]
+                hits = [e for _, e in events if not seen.unchanged(e) and routes.relevant(e, served, publishing)]
                 if not hits:
                     continue
                 changed_at = max(float(e.get("time", 0)) for e in hits)

@@ -387,7 +387,7 @@ def create_app(ctx: ManagerContext) -> Flask:
             new_objects = objects.prepare_stack_objects(ctx, name, spec, body.objects)
             objects.write_all(ctx, new_objects)
             try:
-                store.write_stack(plan.record, plan.changed, plan.removed, plan.expected, joined.new)
+                store.write_stack(plan.record, plan.changed, plan.removed, plan.expected, joined.new, facts.stack_raw)
                 break
             except BaseException as e:
                 objects.undo(ctx, new_objects)

@@ -15,7 +15,7 @@ import time
 
 from collections.abc import Iterable, Iterator
 
-from swarmpy.store import Store
+from swarmpy.store import SeenBehaviour, Store
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class Component:
         self._stop = threading.Event()
         self._wake_at: float | None = None
         self._thread: threading.Thread | None = None
+        self.seen = SeenBehaviour()  # a service event that changes nothing it acts on is let pass
 
     # -- to implement
 
@@ -100,6 +101,7 @@ class Component:
                     # the loops start together: spread their last-resort passes, which each read the
                     # whole store, so that they do not all land at once
                     next_full = now + self.full_pass_every * random.uniform(0.75, 1.25)
+                    self.seen.forget()
                     self.reconcile_all()
                     missed = False
                 self.on_tick(now)
@@ -117,7 +119,8 @@ class Component:
                     events += more
                 if events:
                     cursor = events[-1][0]
-                    if not self._stop.is_set():
+                    events = [(i, e) for i, e in events if not self.seen.unchanged(e)]
+                    if events and not self._stop.is_set():
                         self.handle(events)
             except Exception:  # a control loop must outlive one bad pass
                 log.exception("%s: pass failed; retrying", self.name)

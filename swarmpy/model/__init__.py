@@ -9,7 +9,7 @@ This package imports nothing else of swarmpy.
 """
 
 from swarmpy.model.records import (Attachment, Availability, DesiredState, Endpoint, Network, Node, NodeStatus,
-                                   Service, ServiceNetwork, Task, TaskState, has_healthcheck,
+                                   Service, ServiceNetwork, Task, TaskState, behaviour_of, has_healthcheck,
                                    takes_traffic)
 from swarmpy.model.serial import Serializable, new_id
 from swarmpy.model.spec import (Constraint, DeploySpec, FileReference, Healthcheck, Logging, Mount, NetworkSpec,
@@ -22,5 +22,5 @@ __all__ = [
     "Healthcheck", "Logging", "Mount", "Network", "NetworkSpec", "Node", "NodeStatus", "ObjectSpec", "Placement",
     "Platform", "Port", "Preference", "ResourceSet", "Resources", "RestartPolicy", "Serializable", "Service",
     "ServiceNetwork", "ServiceSpec", "StackSpec", "Task", "TaskState", "Ulimit", "UpdateConfig", "VolumeSpec",
-    "has_healthcheck", "new_id", "scoped_name", "takes_traffic",
+    "behaviour_of", "has_healthcheck", "new_id", "scoped_name", "takes_traffic",
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 from swarmpy.model.serial import Serializable
@@ -174,6 +176,25 @@ class Service(Serializable):
         return self.copy(spec=self.previous_spec, spec_version=self.spec_version + 1,
                          alike_versions=self.previous_versions, previous_spec=self.spec,
                          previous_versions=self.current_versions, **changes)
+
+
+# Labels in this namespace tell the cluster what to do (`com.swarmpy.lb.strategy`); other labels
+# are the user's, which no part of the cluster acts on.
+OWN_LABELS = "com.swarmpy."
+
+
+def behaviour_of(record: dict) -> str:
+    """A digest of what a service's record (`Service.to_dict()`) makes the cluster do: all of it but
+    its revision, its times and the user's labels. Its events carry it, so that a consumer can
+    let pass a write that changes none of that (a redeploy that changes a label only): reading the
+    service again, its tasks and its addresses was most of what such a deploy cost the cluster."""
+    spec = record.get("spec") or {}
+    deploy = dict(spec.get("deploy") or {})
+    deploy["labels"] = {k: v for k, v in (deploy.get("labels") or {}).items() if k.startswith(OWN_LABELS)}
+    kept = {k: v for k, v in record.items() if k not in ("version", "created_at", "updated_at")}
+    kept["spec"] = {**spec, "deploy": deploy}
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 @dataclass

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from swarmpy.model import Network, Node, Service, Task, has_healthcheck, takes_traffic
-from swarmpy.store import Store
+from swarmpy.store import SeenBehaviour, Store
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,7 @@ class NetworkView(threading.Thread):
         self._parts: dict[str, _Contribution] = {}
         self._on_network: dict[str, set[str]] = {}  # network id -> the services whose part is on it
         self._cluster_id = ""
+        self._seen = SeenBehaviour()  # a service event that changes no picture (a label) is let pass
 
     def stop(self) -> None:
         self._stop.set()
@@ -193,6 +194,7 @@ class NetworkView(threading.Thread):
                         cursor = None
                 if cursor is None or time.time() - last_full > FULL_RELOAD_EVERY:
                     cursor = cursor or self.store.last_event_id()
+                    self._seen.forget()
                     self._load_all()
                     last_full = time.time()
                     self._publish(time.time())
@@ -201,7 +203,7 @@ class NetworkView(threading.Thread):
                 if not events:
                     continue
                 cursor = events[-1][0]
-                hits = [e for _, e in events if relevant(e)]
+                hits = [e for _, e in events if relevant(e) and not self._seen.unchanged(e)]
                 if hits:
                     dirty = self._apply(hits)
                     self._publish(max(float(e.get("time", 0)) for e in hits), dirty)

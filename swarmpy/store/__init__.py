@@ -17,6 +17,7 @@ loops, the load balancers and `swarmpy events` read.
 from __future__ import annotations
 
 from swarmpy.store.base import DEFAULT_PREFIX, EVENTS_MAXLEN, Conflict, NotFound, StoreError
+from swarmpy.store.changes import SeenBehaviour
 from swarmpy.store.coordination import Coordination
 from swarmpy.store.metrics import MetricRecords
 from swarmpy.store.networks import AddressesExhausted, NetworkRecords, vip_owner
@@ -27,8 +28,8 @@ from swarmpy.store.services import ServiceRecords
 from swarmpy.store.tasks import TaskRecords
 from swarmpy.store.tokens import TokenRecords
 
-__all__ = ["DEFAULT_PREFIX", "EVENTS_MAXLEN", "AddressesExhausted", "Conflict", "NotFound", "PlanFacts", "Store",
-           "StoreError", "vip_owner"]
+__all__ = ["DEFAULT_PREFIX", "EVENTS_MAXLEN", "AddressesExhausted", "Conflict", "NotFound", "PlanFacts",
+           "SeenBehaviour", "Store", "StoreError", "vip_owner"]
 
 
 class Store(PlanningReads, NodeRecords, ServiceRecords, TaskRecords, ObjectRecords, NetworkRecords, TokenRecords,

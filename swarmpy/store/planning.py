@@ -26,6 +26,7 @@ class PlanFacts:
     net_statuses: dict[str, dict[str, Any]]  # node id -> its programmer's last report
     published: dict[tuple[int, str], str]  # (port, protocol) -> the service publishing it
     stack: dict[str, Any] | None = None  # the stack's record, when a stack was asked for
+    stack_raw: str | None = None  # the same as stored: a stack's write checks it is unchanged
     services: list[Service] = field(default_factory=list)  # the stack's services
 
 
@@ -51,5 +52,5 @@ class PlanningReads(NodeRecords, ServiceRecords, NetworkRecords):
         statuses = answers.pop(0) if nodes else []
         return PlanFacts(cluster=cluster, networks=self._networks_of(networks), nodes=nodes,
                          net_statuses={n.id: json.loads(v) for n, v in zip(nodes, statuses) if v},
-                         published=self._ports_of(ports), stack=stored,
+                         published=self._ports_of(ports), stack=stored, stack_raw=record[0] if record else None,
                          services=self._services_of(answers[0], stack) if ids else [])

@@ -9,25 +9,90 @@ from typing import Any
 
 import redis
 
-from swarmpy.model import Network, Service
+from swarmpy.model import Network, Service, behaviour_of
 from swarmpy.store.base import Conflict, NotFound, StoreBase, _dumps
 from swarmpy.store.networks import overlapping
 
-# What a stack's write checks under its WATCH, in one round trip: the records of the services it
-# expects (their versions), and the ids of the networks there are.
-_STACK_CHECKS_SCRIPT = """
-local records = {}
-for i, id in ipairs(ARGV) do records[i] = redis.call('HGET', KEYS[1], id) end
-return {records, redis.call('HKEYS', KEYS[2])}
+# A stack's write in one round trip: what the deploy was planned on is checked, and only then are
+# its writes made (a script runs alone: nothing comes between). It checks exactly what the plan
+# read, where a WATCH on the services hash failed for any service written anywhere meanwhile (any
+# other stack's deploy). KEYS: services, service names, service ports, networks, stacks. ARGV: the
+# stack's name and its record as read ('' for none); then counted lists: services read (id,
+# version), new services (name, id), networks joined (id, name), the stack's service names,
+# published ports claimed ("port/protocol"), and the writes (each: its length, then the command).
+# A refusal returns what failed; success returns an empty list.
+_STACK_WRITE_SCRIPT = """
+local i = 0
+local function take() i = i + 1 return ARGV[i] end
+local stack = take()
+local was = take()
+if (redis.call('HGET', KEYS[5], stack) or '') ~= was then return {'stack'} end
+for _ = 1, tonumber(take()) do
+  local id = take()
+  local version = take()
+  local raw = redis.call('HGET', KEYS[1], id)
+  if not raw or tostring(cjson.decode(raw).version) ~= version then return {'version', id, version} end
+end
+for _ = 1, tonumber(take()) do
+  local name = take()
+  local id = take()
+  local owner = redis.call('HGET', KEYS[2], name)
+  if owner and owner ~= id then return {'name', name} end
+end
+for _ = 1, tonumber(take()) do
+  local id = take()
+  local name = take()
+  if redis.call('HEXISTS', KEYS[4], id) == 0 then return {'network', name} end
+end
+local ours = {}
+for _ = 1, tonumber(take()) do ours[take()] = true end
+local claims = tonumber(take())
+if claims > 0 then
+  local owners = {}
+  local index = redis.call('HGETALL', KEYS[3])
+  for j = 1, #index, 2 do
+    for _, pair in ipairs(cjson.decode(index[j + 1])) do owners[pair[1] .. '/' .. pair[2]] = index[j] end
+  end
+  for _ = 1, claims do
+    local port = take()
+    if owners[port] and not ours[owners[port]] then return {'port', port, owners[port]} end
+  end
+end
+for _ = 1, tonumber(take()) do
+  local args = {}
+  for a = 1, tonumber(take()) do args[a] = take() end
+  redis.call(unpack(args))
+end
+return {}
 """
+
+
+def _event_fields(service: Service, record: dict) -> dict[str, Any]:
+    """What a service's create or update event says of it (`behaviour`: see `behaviour_of`)."""
+    return {"stack": service.stack, "name": service.name, "version": service.version,
+            "spec_version": service.spec_version, "behaviour": behaviour_of(record)}
+
+
+def _refused(answer: list) -> None:
+    """Conflict for what the stack write's script found changed (nothing is written then)."""
+    if not answer:
+        return
+    what, *detail = answer
+    raise Conflict({
+        "stack": lambda: "the stack changed while it was written; try again",
+        "version": lambda: f"service {detail[0]} changed since version {detail[1]}",
+        "name": lambda: f"service name {detail[0]} was taken meanwhile; deploy again",
+        "network": lambda: f"network {detail[0]} was removed meanwhile; deploy again",
+        "port": lambda: f"port {detail[0]} was published by service {detail[1]} meanwhile; deploy again",
+    }[what]())
 
 
 class ServiceRecords(StoreBase):
     """Keys: stacks, services, services:removed, service:names, service:ports, service:update."""
 
     @functools.cached_property
-    def _stack_checks(self):
-        return self.redis.register_script(_STACK_CHECKS_SCRIPT)
+    def _stack_write(self):
+        return self.redis.register_script(_STACK_WRITE_SCRIPT)
 
     def _services_key(self) -> str:
         return self.key("services")
@@ -132,51 +197,59 @@ class ServiceRecords(StoreBase):
         return json.loads(raw) if raw else None
 
     def write_stack(self, stack: dict[str, Any], changed: list[Service], removed: list[Service],
-                    expected: dict[str, int], networks: list[Network] = ()) -> None:
-        """Write a stack record, its changed/removed services and its new networks in one transaction.
+                    expected: dict[str, int], networks: list[Network] = (), stack_was: str | None = None) -> None:
+        """Write a stack record, its changed/removed services and its new networks at once, if the
+        store is still as the deploy was planned on; else raise Conflict, with nothing written.
 
-        `expected` maps service id -> the version the caller read (absent: new);
-        a service that moved on since, or a new network whose name or subnet was
-        taken meanwhile, raises Conflict and nothing is written.
+        `expected` maps service id -> the version the caller read (absent: new); `stack_was` is
+        the stack's record as read (None: there was none). Refused when the record, a service
+        read or removed moved on since, a new service's name or a published port was taken, a
+        joined network was removed, or a new network's name or subnet was taken meanwhile.
         """
-        services_key, names_key = self._services_key(), self.key("service", "names")
-        watched = [services_key, names_key, self.key("stacks"), *self.network_keys()]
-        with self.redis.pipeline(transaction=True) as p:
-            p.watch(*watched)
-            # read on another connection, after the WATCH: any change since still fails the EXEC (the
-            # pipeline's own would make it ask SCRIPT EXISTS at EXEC, a round trip more)
-            raws, network_ids = self._stack_checks(keys=[services_key, self._networks_key()], args=list(expected))
-            for (sid, version), raw in zip(expected.items(), raws):
-                if raw is None or json.loads(raw)["version"] != version:
-                    p.reset()
-                    raise Conflict(f"service {sid} changed since version {version}")
-            present = self.list_networks() if networks else []  # a redeploy makes none: no record is read
+        record = self.redis.pipeline(transaction=False)  # the writes, recorded, never sent as such
+        self.add_networks(networks, record)
+        record.hset(self.key("stacks"), stack["name"], _dumps(stack))
+        for s in changed:
+            self._put_service(s, "update" if s.id in expected else "create", record)
+        for s in removed:
+            self._remove_service(s, record)
+        self.publish("stack", "update", stack["name"], pipeline=record)
+        writes = [args for args, _ in record.command_stack]
+        record.reset()
+
+        read = {**expected, **{s.id: s.version for s in removed}}
+        new = [s for s in changed if s.id not in expected]
+        made = {n.id for n in networks}
+        joined = {sn.id: sn.name for s in changed for sn in s.networks if sn.id not in made}
+        claims = [f"{x.published}/{x.protocol}" for s in changed for x in s.spec.ports
+                  if x.mode == "ingress" and x.published]
+        args = [stack["name"], stack_was or "",
+                len(read), *[v for sid, version in read.items() for v in (sid, version)],
+                len(new), *[v for s in new for v in (s.name, s.id)],
+                len(joined), *[v for item in joined.items() for v in item],
+                len(changed) + len(removed), *[s.name for s in changed + removed],
+                len(claims), *claims,
+                len(writes), *[v for command in writes for v in (len(command), *command)]]
+        keys = [self._services_key(), self.key("service", "names"), self.key("service", "ports"),
+                self._networks_key(), self.key("stacks")]
+        if not networks:  # most deploys, redeploys all: one round trip
+            _refused(self._stack_write(keys=keys, args=args))
+            return
+        with self.redis.pipeline(transaction=True) as p:  # subnets are checked here: under a WATCH
+            p.watch(*self.network_keys())
+            present = self.list_networks()
             for n in networks:
                 clash = next((o for o in present if o.name == n.name), None) or overlapping(n.subnet, present)
                 if clash:
                     p.reset()
                     raise Conflict(f"network {n.name} clashes with network {clash.name} made meanwhile")
-            known = set(network_ids) | {n.id for n in networks}
-            gone = [sn.name for s in changed for sn in s.networks if sn.id not in known]
-            if gone:
-                p.reset()
-                raise Conflict(f"network {gone[0]} was removed meanwhile; deploy again")
             p.multi()
-            self.add_networks(networks, p)
-            p.hset(self.key("stacks"), stack["name"], _dumps(stack))
-            for s in changed:
-                p.hset(services_key, s.id, _dumps(s.to_dict()))
-                p.hset(names_key, s.name, s.id)
-                self._index_ports(s, p)
-                self.publish("service", "update" if s.id in expected else "create", s.id, pipeline=p,
-                             stack=s.stack, name=s.name, version=s.version, spec_version=s.spec_version)
-            for s in removed:
-                self._remove_service(s, p)
-            self.publish("stack", "update", stack["name"], pipeline=p)
+            p.eval(_STACK_WRITE_SCRIPT, len(keys), *keys, *args)
             try:
-                p.execute()
+                answer, = p.execute()
             except redis.WatchError as e:
-                raise Conflict("the stack changed while it was written; try again") from e
+                raise Conflict("a network was made or removed while the stack was written; try again") from e
+        _refused(answer)
 
     def add_service(self, service: Service) -> None:
         """Write a new service of no stack (`service create`). Conflict, with nothing written, when
@@ -194,11 +267,7 @@ class ServiceRecords(StoreBase):
                 p.reset()
                 raise Conflict(f"network {gone[0]} was removed meanwhile")
             p.multi()
-            p.hset(self._services_key(), service.id, _dumps(service.to_dict()))
-            p.hset(names_key, service.name, service.id)
-            self._index_ports(service, p)
-            self.publish("service", "create", service.id, pipeline=p, stack=service.stack, name=service.name,
-                         version=service.version, spec_version=service.spec_version)
+            self._put_service(service, "create", p)
             try:
                 p.execute()
             except redis.WatchError as e:
@@ -212,13 +281,21 @@ class ServiceRecords(StoreBase):
             raise NotFound(f"service {service.name} not found")
         if json.loads(old)["version"] != expected_version:
             raise Conflict(f"service {service.name} changed since version {expected_version}")
-        event = {"kind": "service", "action": "update", "id": service.id, "stack": service.stack,
-                 "name": service.name, "version": service.version}
-        if not self._cas(key, service.id, old, _dumps(service.to_dict()), event):
+        record = service.to_dict()
+        event = {"kind": "service", "action": "update", "id": service.id, **_event_fields(service, record)}
+        if not self._cas(key, service.id, old, _dumps(record), event):
             raise Conflict(f"service {service.name} changed concurrently")
         with self.redis.pipeline(transaction=False) as p:
             self._index_ports(service, p)
             p.execute()
+
+    def _put_service(self, service: Service, action: str, p) -> None:
+        """A service's record, name and ports, and its event (in `p`, a pipeline)."""
+        record = service.to_dict()
+        p.hset(self._services_key(), service.id, _dumps(record))
+        p.hset(self.key("service", "names"), service.name, service.id)
+        self._index_ports(service, p)
+        self.publish("service", action, service.id, pipeline=p, **_event_fields(service, record))
 
     def _remove_service(self, service: Service, p) -> None:
         # a tombstone stays until the orchestrator has removed the service's tasks

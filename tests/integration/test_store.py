@@ -151,29 +151,58 @@ def wait_until(condition, timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def test_a_stack_write_checks_versions_and_networks_and_writes_nothing_when_refused(store):
-    from swarmpy.model import Network, Service, ServiceNetwork, ServiceSpec
+def test_a_stack_write_checks_what_it_was_planned_on_and_writes_nothing_when_refused(store):
+    from swarmpy.model import Network, Port, Service, ServiceNetwork, ServiceSpec
     from swarmpy.store import Conflict
     front = Network(id="nf", name="st_front", subnet="10.9.1.0/24", gateway="10.9.1.1", vni=4101, stack="st")
     web = Service(id="w1", stack="st", name="st_web", spec=ServiceSpec(name="web", image="busybox"),
                   networks=[ServiceNetwork(id="nf", name="st_front")])
     store.write_stack({"name": "st", "services": ["w1"]}, [web], [], {}, [front])
     assert store.get_service("w1").version == 1 and store.get_network("nf").name == "st_front"
+    assert store.get_stack("st")["services"] == ["w1"]
 
-    def refused(changed, expected, networks=(), match=""):
-        before = store.redis.xlen(store.events_key)
+    def as_stored() -> str:
+        return store.redis.hget(store.key("stacks"), "st")
+
+    def refused(changed, expected, networks=(), match="", removed=(), was=None):
+        before = store.redis.xlen(store.events_key), store.redis.hgetall(store.key("service", "names"))
         with pytest.raises(Conflict, match=match):
-            store.write_stack({"name": "st", "services": ["w1"], "round": 2}, changed, [], expected, list(networks))
-        assert store.redis.xlen(store.events_key) == before and "round" not in store.get_stack("st")
+            store.write_stack({"name": "st", "services": ["w1"], "round": 2}, changed, list(removed), expected,
+                              list(networks), as_stored() if was is None else was)
+        assert (store.redis.xlen(store.events_key), store.redis.hgetall(store.key("service", "names"))) == before
+        assert "round" not in store.get_stack("st")
 
     moved = Service.from_dict({**web.to_dict(), "version": 2})
     refused([moved], {"w1": 7}, match="changed since version 7")  # the caller read a version that is gone
+    refused([], {}, removed=[moved], match="changed since version 2")  # a service removed: as read, too
     lost = Service.from_dict({**moved.to_dict(), "networks": [{"id": "gone", "name": "st_back"}]})
-    refused([lost], {"w1": 1}, match="removed meanwhile")
+    refused([lost], {"w1": 1}, match="network st_back was removed meanwhile")
     twin = Network(id="nf2", name="st_front", subnet="10.9.2.0/24", gateway="10.9.2.1", vni=4102, stack="st")
     refused([moved], {"w1": 1}, [twin], match="clashes with network st_front")
-    store.write_stack({"name": "st", "services": ["w1"]}, [moved], [], {"w1": 1})
-    assert store.get_service("w1").version == 2
+    refused([moved], {"w1": 1}, was="{}", match="the stack changed")  # another deploy of it came first
+    refused([moved], {"w1": 1}, was="", match="the stack changed")  # one planned as a new stack
+    # a service of another stack took the name, or the port, since the plan was made
+    other = Service(id="o1", stack="ot", name="ot_api", spec=ServiceSpec(name="api", image="busybox",
+                                                                         ports=[Port(target=80, published=8080)]))
+    store.write_stack({"name": "ot", "services": ["o1"]}, [other], [], {})
+    clash = Service(id="w2", stack="st", name="ot_api", spec=ServiceSpec(name="api", image="busybox"))
+    refused([clash], {}, match="service name ot_api was taken meanwhile")
+    publishing = Service.from_dict({**moved.to_dict(), "spec": {**moved.spec.to_dict(),
+                                                                "ports": [Port(target=80, published=8080).to_dict()]}})
+    refused([publishing], {"w1": 1}, match="port 8080/tcp was published by service ot_api meanwhile")
+
+    # what others wrote meanwhile, elsewhere, does not refuse it (a WATCH of every service did)
+    store.write_stack({"name": "ot", "services": ["o1"]}, [Service.from_dict({**other.to_dict(), "version": 2})],
+                      [], {"o1": 1}, stack_was=store.redis.hget(store.key("stacks"), "ot"))
+    store.write_stack({"name": "st", "services": ["w1"]}, [moved], [], {"w1": 1}, stack_was=as_stored())
+    assert store.get_service("w1").version == 2 and store.get_service("o1").version == 2
+    # a port its own stack's service gives up in the same write may be taken by another of them
+    store.write_stack({"name": "ot", "services": ["o2"]}, [Service(id="o2", stack="ot", name="ot_web",
+                      spec=ServiceSpec(name="web", image="busybox", ports=[Port(target=80, published=8080)]))],
+                      [Service.from_dict({**other.to_dict(), "version": 2})], {},
+                      stack_was=store.redis.hget(store.key("stacks"), "ot"))
+    assert store.published_ports() == {(8080, "tcp"): "ot_web"}
+    assert store.get_service("o1", removed=True).name == "ot_api" and store.service_id_by_name("ot_api") is None
 
 
 def test_services_are_read_live_or_as_the_tombstones_of_removed_ones(store):
