@@ -140,7 +140,7 @@ def create_app(ctx: ManagerContext) -> Flask:
         if (request.method in ("POST", "PUT", "PATCH", "DELETE") and response.status_code < 300
                 and request.endpoint not in WRITES_NOTHING):
             try:
-                confirmed = store.wait_replicated(REPLICATION_WAIT)
+                confirmed = store.wait_replicated(REPLICATION_WAIT, g.get("replicas"))
             except Exception:  # noqa: BLE001 - the store went away after the change
                 confirmed = False
             if not confirmed:
@@ -387,7 +387,8 @@ def create_app(ctx: ManagerContext) -> Flask:
             new_objects = objects.prepare_stack_objects(ctx, name, spec, body.objects)
             objects.write_all(ctx, new_objects)
             try:
-                store.write_stack(plan.record, plan.changed, plan.removed, plan.expected, joined.new, facts.stack_raw)
+                g.replicas = store.write_stack(plan.record, plan.changed, plan.removed, plan.expected, joined.new,
+                                               facts.stack_raw)
                 break
             except BaseException as e:
                 objects.undo(ctx, new_objects)

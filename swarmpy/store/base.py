@@ -104,10 +104,11 @@ class StoreBase:
         from swarmpy.store.replication import client
         return cls(client(config, user, **kwargs), prefix)
 
-    def wait_replicated(self, timeout: float = 2.0) -> bool:
-        """Everything written so far is on a replica too (when there are replicas)."""
+    def wait_replicated(self, timeout: float = 2.0, replicas: int | None = None) -> bool:
+        """Everything written so far is on a replica too (when there are replicas: `replicas`, if
+        the caller's last write counted them, else the master is asked)."""
         from swarmpy.store.replication import wait_replicated
-        return wait_replicated(self.redis, self.key("replicated"), timeout)
+        return wait_replicated(self.redis, self.key("replicated"), timeout, replicas)
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)

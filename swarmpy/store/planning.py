@@ -1,13 +1,15 @@
-"""What planning a deploy reads, in two round trips.
+"""What planning a deploy reads, in one round trip.
 
 A deploy reads the cluster's settings, the stack's record and services, the
 networks, the nodes and what their programmers report, and the published ports.
-One call each was twenty round trips to Redis over TLS per deploy; batched they
-are two (the stack's services are found by the ids its record lists).
+One call each was twenty round trips to Redis over TLS per deploy; a script
+reads them all (the stack's services by the ids its record lists, the
+programmers' reports by the nodes' ids).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +18,22 @@ from swarmpy.model import Network, Node, Service
 from swarmpy.store.networks import NetworkRecords
 from swarmpy.store.nodes import NodeRecords
 from swarmpy.store.services import ServiceRecords
+
+# KEYS: cluster, networks, nodes, service ports, stacks, services. ARGV: the stack's name ('' for
+# none), the prefix of the programmers' reports' keys (a node's id follows).
+_PLAN_FACTS_SCRIPT = """
+local record = ARGV[1] ~= '' and redis.call('HGET', KEYS[5], ARGV[1]) or false
+local node_ids = redis.call('HKEYS', KEYS[3])
+local statuses = {}
+for i, id in ipairs(node_ids) do statuses[i] = redis.call('GET', ARGV[2] .. id) end
+local services = {}
+local ids = record and cjson.decode(record).services
+if type(ids) == 'table' then
+  for i, id in ipairs(ids) do services[i] = redis.call('HGET', KEYS[6], id) end
+end
+return {redis.call('HGETALL', KEYS[1]), redis.call('HVALS', KEYS[2]), node_ids, redis.call('HVALS', KEYS[3]),
+        redis.call('HGETALL', KEYS[4]), record, statuses, services}
+"""
 
 
 @dataclass
@@ -31,26 +49,21 @@ class PlanFacts:
 
 
 class PlanningReads(NodeRecords, ServiceRecords, NetworkRecords):
+    @functools.cached_property
+    def _plan_facts(self):
+        return self.redis.register_script(_PLAN_FACTS_SCRIPT)
+
     def plan_facts(self, stack: str | None = None) -> PlanFacts:
-        p = self.redis.pipeline(transaction=False)
-        p.hgetall(self.key("cluster"))
-        p.hvals(self._networks_key())
-        p.hvals(self._nodes_key())
-        p.hgetall(self.key("service", "ports"))
-        if stack is not None:
-            p.hget(self.key("stacks"), stack)
-        cluster, networks, nodes, ports, *record = p.execute()
-        nodes = self._nodes_of(nodes)
-        stored = json.loads(record[0]) if record and record[0] else None
-        ids = (stored or {}).get("services") or []
-        p = self.redis.pipeline(transaction=False)
-        if nodes:
-            p.mget([self.key("net", "status", n.id) for n in nodes])
-        if ids:
-            p.hmget(self._services_key(), ids)
-        answers = p.execute()
-        statuses = answers.pop(0) if nodes else []
-        return PlanFacts(cluster=cluster, networks=self._networks_of(networks), nodes=nodes,
-                         net_statuses={n.id: json.loads(v) for n, v in zip(nodes, statuses) if v},
-                         published=self._ports_of(ports), stack=stored, stack_raw=record[0] if record else None,
-                         services=self._services_of(answers[0], stack) if ids else [])
+        keys = [self.key("cluster"), self._networks_key(), self._nodes_key(), self.key("service", "ports"),
+                self.key("stacks"), self._services_key()]
+        cluster, networks, node_ids, nodes, ports, record, statuses, services = self._plan_facts(
+            keys=keys, args=[stack or "", self.key("net", "status", "")])
+        return PlanFacts(cluster=_pairs(cluster), networks=self._networks_of(networks), nodes=self._nodes_of(nodes),
+                         net_statuses={i: json.loads(v) for i, v in zip(node_ids, statuses) if v},
+                         published=self._ports_of(_pairs(ports)), stack=json.loads(record) if record else None,
+                         stack_raw=record, services=self._services_of(services, stack) if services else [])
+
+
+def _pairs(flat: list) -> dict:
+    """An HGETALL's answer as a script returns it (field, value, ...) as a dict."""
+    return dict(zip(flat[::2], flat[1::2]))

@@ -298,12 +298,15 @@ def fail_over_from(config, host: str, addresses: list[str], timeout: float = 20.
     return False
 
 
-def wait_replicated(connection: redis.Redis, marker_key: str, timeout: float) -> bool:
-    """Wait until a replica has everything written so far (when the master has replicas); False
-    when none confirmed it in time. WAIT counts the writes of its own connection only, and a
-    pool's writes go over many: a write of its own on the WAIT's connection comes after all of
-    them in the replication stream, so its acknowledgement covers them."""
-    if not int(connection.info("replication").get("connected_slaves", 0)):
+def wait_replicated(connection: redis.Redis, marker_key: str, timeout: float, replicas: int | None = None) -> bool:
+    """Wait until a replica has everything written so far (when the master has replicas: as
+    counted by the caller's last write, or asked now); False when none confirmed it in time. WAIT
+    counts the writes of its own connection only, and a pool's writes go over many: a write of
+    its own on the WAIT's connection comes after all of them in the replication stream, so its
+    acknowledgement covers them."""
+    if replicas is None:
+        replicas = int(connection.info("replication").get("connected_slaves", 0))
+    if not replicas:
         return True
     pipe = connection.pipeline(transaction=False)
     pipe.incr(marker_key)

@@ -20,7 +20,8 @@ from swarmpy.store.networks import overlapping
 # stack's name and its record as read ('' for none); then counted lists: services read (id,
 # version), new services (name, id), networks joined (id, name), the stack's service names,
 # published ports claimed ("port/protocol"), and the writes (each: its length, then the command).
-# A refusal returns what failed; success returns an empty list.
+# A refusal returns what failed; success returns 'ok' and how many replicas the master has (the
+# API waits for one when there are some: asking apart was a round trip more per deploy).
 _STACK_WRITE_SCRIPT = """
 local i = 0
 local function take() i = i + 1 return ARGV[i] end
@@ -63,7 +64,7 @@ for _ = 1, tonumber(take()) do
   for a = 1, tonumber(take()) do args[a] = take() end
   redis.call(unpack(args))
 end
-return {}
+return {'ok', tonumber(string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)')) or 0}
 """
 
 
@@ -73,11 +74,12 @@ def _event_fields(service: Service, record: dict) -> dict[str, Any]:
             "spec_version": service.spec_version, "behaviour": behaviour_of(record)}
 
 
-def _refused(answer: list) -> None:
-    """Conflict for what the stack write's script found changed (nothing is written then)."""
-    if not answer:
-        return
+def _written(answer: list) -> int:
+    """The replicas the stack write's script counted; Conflict for what it found changed (nothing
+    is written then)."""
     what, *detail = answer
+    if what == "ok":
+        return int(detail[0])
     raise Conflict({
         "stack": lambda: "the stack changed while it was written; try again",
         "version": lambda: f"service {detail[0]} changed since version {detail[1]}",
@@ -197,7 +199,7 @@ class ServiceRecords(StoreBase):
         return json.loads(raw) if raw else None
 
     def write_stack(self, stack: dict[str, Any], changed: list[Service], removed: list[Service],
-                    expected: dict[str, int], networks: list[Network] = (), stack_was: str | None = None) -> None:
+                    expected: dict[str, int], networks: list[Network] = (), stack_was: str | None = None) -> int:
         """Write a stack record, its changed/removed services and its new networks at once, if the
         store is still as the deploy was planned on; else raise Conflict, with nothing written.
 
@@ -205,6 +207,7 @@ class ServiceRecords(StoreBase):
         the stack's record as read (None: there was none). Refused when the record, a service
         read or removed moved on since, a new service's name or a published port was taken, a
         joined network was removed, or a new network's name or subnet was taken meanwhile.
+        Returns how many replicas the store's master had as it wrote.
         """
         record = self.redis.pipeline(transaction=False)  # the writes, recorded, never sent as such
         self.add_networks(networks, record)
@@ -233,8 +236,7 @@ class ServiceRecords(StoreBase):
         keys = [self._services_key(), self.key("service", "names"), self.key("service", "ports"),
                 self._networks_key(), self.key("stacks")]
         if not networks:  # most deploys, redeploys all: one round trip
-            _refused(self._stack_write(keys=keys, args=args))
-            return
+            return _written(self._stack_write(keys=keys, args=args))
         with self.redis.pipeline(transaction=True) as p:  # subnets are checked here: under a WATCH
             p.watch(*self.network_keys())
             present = self.list_networks()
@@ -249,7 +251,7 @@ class ServiceRecords(StoreBase):
                 answer, = p.execute()
             except redis.WatchError as e:
                 raise Conflict("a network was made or removed while the stack was written; try again") from e
-        _refused(answer)
+        return _written(answer)
 
     def add_service(self, service: Service) -> None:
         """Write a new service of no stack (`service create`). Conflict, with nothing written, when

@@ -215,3 +215,47 @@ def test_services_are_read_live_or_as_the_tombstones_of_removed_ones(store):
     assert set(live) == {"k1"} and live["k1"].name == "tomb_k1"
     assert set(removed) == {"g1"} and removed["g1"].name == "tomb_g1"
     assert store.get_services_live_or_removed([]) == ({}, {})
+
+
+def test_what_a_deploy_is_planned_on_is_read_in_one_script(store):
+    from swarmpy.model import Node, Port, Service, ServiceSpec
+    node = store.put_node(Node(id="pn1", hostname="plan-node", address="10.0.9.9"), None, action="create")
+    store.put_net_status(node.id, {"applied_at": 1.0, "taken": ["172.17.0.0/16"]})
+    api = Service(id="pa1", stack="plan", name="plan_api",
+                  spec=ServiceSpec(name="api", image="busybox", ports=[Port(target=80, published=8181)]))
+    store.write_stack({"name": "plan", "services": ["pa1"]}, [api], [], {})
+    store.redis.hset(store.key("cluster"), "max_replicas", "7")
+    facts = store.plan_facts("plan")
+    assert [s.name for s in facts.services] == ["plan_api"] and facts.stack["services"] == ["pa1"]
+    assert facts.stack_raw == store.redis.hget(store.key("stacks"), "plan")
+    assert facts.cluster["max_replicas"] == "7" and facts.published[(8181, "tcp")] == "plan_api"
+    assert "plan-node" in {n.hostname for n in facts.nodes}
+    assert facts.net_statuses[node.id]["taken"] == ["172.17.0.0/16"]
+    assert {n.name for n in facts.networks} == {n.name for n in store.list_networks()}
+    # no stack asked for, or one that is not there: no record, no services
+    for nothing in (store.plan_facts(), store.plan_facts("absent")):
+        assert nothing.stack is None and nothing.stack_raw is None and nothing.services == []
+        assert nothing.published == facts.published
+
+
+def test_a_stack_write_counts_the_replicas_that_the_api_then_waits_for(store):
+    from swarmpy.model import Service, ServiceSpec
+    one = Service(id="r1", stack="rep", name="rep_one", spec=ServiceSpec(name="one", image="busybox"))
+    assert store.write_stack({"name": "rep", "services": ["r1"]}, [one], [], {}) == 0
+    master_port = store.redis.connection_pool.connection_kwargs["port"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    replica = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no", "--replicaof", "127.0.0.1", str(master_port)],
+                               stdout=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: store.redis.info("replication")["connected_slaves"] == 1, 10)
+        again = Service.from_dict({**one.to_dict(), "version": 2})
+        assert store.write_stack({"name": "rep", "services": ["r1"]}, [again], [], {"r1": 1},
+                                 stack_was=store.redis.hget(store.key("stacks"), "rep")) == 1
+        assert store.wait_replicated(5, replicas=1)  # and the replica confirms it
+    finally:
+        replica.terminate()
+        replica.wait(10)
+    wait_until(lambda: store.redis.info("replication")["connected_slaves"] == 0, 10)  # as the next test expects

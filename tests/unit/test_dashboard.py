@@ -99,7 +99,7 @@ def test_actions_need_the_csrf_token_and_go_to_the_api_routes(app, monkeypatch):
         calls.append((method, path, body))
         return jsonify(ok=True)
     monkeypatch.setattr(board, "call", call)
-    monkeypatch.setattr(Store, "wait_replicated", lambda self, timeout: True)  # a change waits for a replica
+    monkeypatch.setattr(Store, "wait_replicated", lambda self, timeout, replicas=None: True)  # a change waits for a replica
     client, csrf = logged_in(app)
     refused = client.post("/ui/services/web_app/scale", json={"replicas": 3}, base_url=HTTPS)
     assert refused.status_code == 403 and "CSRF" in refused.get_json()["error"]
