@@ -259,3 +259,21 @@ def test_a_stack_write_counts_the_replicas_that_the_api_then_waits_for(store):
         replica.terminate()
         replica.wait(10)
     wait_until(lambda: store.redis.info("replication")["connected_slaves"] == 0, 10)  # as the next test expects
+
+
+def test_a_scheduler_pass_writes_and_reads_again_only_tasks_whose_reason_to_wait_changed(store, monkeypatch):
+    from swarmpy.manager.scheduling import SchedulerLoop
+    from swarmpy.model import Service, ServiceSpec
+    waiting = Service(id="wsvc", stack="wait", name="wait_app", spec=ServiceSpec(name="app", image="busybox"))
+    store.write_stack({"name": "wait", "services": ["wsvc"]}, [waiting], [], {})
+    store.create_tasks([Task(id=f"w{i}", service_id="wsvc", service_name="wait_app", spec_version=1, slot=i,
+                             state=TaskState.PENDING) for i in range(1, 31)])
+    written = []
+    real = store.assign_tasks
+    monkeypatch.setattr(store, "assign_tasks", lambda assignments, failures: written.append(dict(failures))
+                        or real(assignments, failures))
+    loop = SchedulerLoop(store)
+    loop.schedule({"wsvc"})  # no node at all: each task is told why it waits
+    assert len(written[0]) == 30 and all(store.get_task(f"w{i}").error for i in range(1, 31))
+    loop.schedule({"wsvc"})  # the same reason again: nothing to write
+    assert written[1] == {}
