@@ -100,6 +100,8 @@ def swarmpy_side(env: Env, calls: int, services: int) -> dict:
     def deploy(i: int) -> None:
         one.services["p"].deploy.labels = {"round": str(i)}  # a change each time, as a redeploy would be
         session.put(f"{base}/stacks/probe", json={"stack": one.to_dict()}, timeout=60).raise_for_status()
+    deploy(-1)  # made before the timed calls, as Swarm's side makes its service: they time redeploys
+    time.sleep(1)  # its network and address made on every node
     deploys = timed_calls(deploy, calls)
     memory = swarmpy_rss(state)
     memory["growth"] = sum(memory.values()) - sum(before.values())
@@ -122,6 +124,7 @@ def swarm_side(env: Env, calls: int, services: int) -> dict:
     ls = timed_calls(lambda i: client.api.services(status=True), calls)  # with replica counts, as `docker service ls`
     probe = client.api.create_service({"ContainerSpec": {"Image": SWARM_IMAGE}}, name="probe",
                                       mode={"Replicated": {"Replicas": 0}})["ID"]
+    time.sleep(1)  # as swarmpy's side waits after making its probe
 
     def update(i: int) -> None:
         version = client.api.inspect_service(probe)["Version"]["Index"]
