@@ -292,18 +292,24 @@ PART_COMMANDS = (b"supervise", b"manager", b"manager-loops", b"lb", b"worker")
 
 def leftovers(state: StateDir) -> list[int]:
     """This state dir's processes that no pid file names: a manager's control loops' process that
-    hung while its manager was killed outlives it (nothing else would stop it), and so could one
-    of the worker's job processes. Not a command a user runs, not this process nor its parents."""
+    hung while its manager was killed outlives it (nothing else would stop it). Only processes of
+    this mount namespace (not a container's) that run a part's command with the state dir's
+    absolute path; not a command a user runs, not this process nor its parents. (The worker's job
+    processes and the load balancer's workers are multiprocessing children, named by no state dir:
+    they die with their parent.)"""
     mine, pid = set(), os.getpid()
     while pid > 1:  # `leave` itself, and the shell or test that runs it
         mine.add(pid)
         pid = _parent(pid)
+    namespace = os.readlink("/proc/self/ns/mnt")
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) not in mine and alive(int(entry)):
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
                     args = f.read().split(b"\0")
+                if os.readlink(f"/proc/{entry}/ns/mnt") != namespace:
+                    continue
             except OSError:
                 continue
             if b"swarmpy" in args and str(state.path).encode() in args and \

@@ -50,7 +50,8 @@ class ClusterConfig:
 
 class StateDir:
     def __init__(self, path: Path | str | None = None):
-        self.path = Path(path) if path else DEFAULT_STATE_DIR
+        # absolute: its parts are started with it, and `leave` knows them by it (see bootstrap.leftovers)
+        self.path = Path(path).absolute() if path else DEFAULT_STATE_DIR
 
     @property
     def config_file(self) -> Path:

@@ -172,6 +172,9 @@ class Mesh:
             await asyncio.get_running_loop().run_in_executor(None, self.report)
 
 
+GAP_CHECK_EVERY = 1.0  # seconds between checks that the stream still holds what was not read
+
+
 def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop: threading.Event,
                  program_kernel: bool = True) -> None:
     """Rebuild the table whenever the event stream says something relevant changed."""
@@ -179,10 +182,16 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
     first = True
     served: set[str] = set()
     seen = SeenBehaviour()  # a service event that changes no route (a label of the user's) is let pass
+    checked = 0.0
     while not stop.is_set():
         try:
-            if first:
-                cursor = store.last_event_id()
+            lost = None
+            if not first and time.time() - checked >= GAP_CHECK_EVERY:
+                checked, lost = time.time(), store.events_missed(cursor)
+            if first or lost is not None:  # whatever happened before: the table is built anew
+                if lost is not None:
+                    log.warning("lb: the event stream lost events it had not read; building the table anew")
+                cursor = store.last_event_id() if first else lost
                 changed_at, first = time.time(), False
                 seen.forget()
             else:

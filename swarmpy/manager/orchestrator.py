@@ -19,6 +19,8 @@ from swarmpy.model import DesiredState, Node, Service, TaskState
 
 log = logging.getLogger(__name__)
 
+ROLLBACK_RETRY = 1.0  # seconds: a rollback that lost a race with another write is tried again
+
 # Task states whose arrival can change what the orchestrator wants.
 _STATES_OF_INTEREST = {s.value for s in TaskState if s.terminal} | {TaskState.RUNNING.value}
 
@@ -122,8 +124,11 @@ class Orchestrator(Component):
         status.pop("slots", None)  # the rollback counts the slots it has to change
         try:
             self.store.put_service(rolled, service.version)
-        except Exception as e:  # someone deployed or scaled meanwhile: the next pass fails over again
+        except Exception as e:  # someone deployed or scaled meanwhile: a pass in a second fails over again
             log.info("orchestrator: rollback of %s skipped: %s", service.name, e)
+            # (the write that won may wake no loop: one that changed a label only says nothing new)
+            self.timers[service.id] = min(time.time() + ROLLBACK_RETRY, self.timers.get(service.id, float("inf")))
+            self.wake(self.timers[service.id])
             return
         self.store.set_update_status(service.id, {**status, "version": rolled.spec_version, "mode": "rollback",
                                                   "state": "rollback_started", "started_at": time.time()})

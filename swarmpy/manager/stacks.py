@@ -50,11 +50,14 @@ def task_part(spec: ServiceSpec) -> dict[str, Any]:
 
 
 def assign_published_ports(stack_name: str, stack: StackSpec, existing: dict[str, Service],
-                           published: dict[tuple[int, str], str]) -> list[tuple[str, str]]:
+                           published: dict[tuple[int, str], str], prune: bool = False) -> list[tuple[str, str]]:
     """Ingress ports are cluster-wide: two services may not publish the same one.
     Ports the file leaves out get one from 30000-32767, kept across redeploys.
-    `published`: the ingress ports in use, (port, protocol) -> service name."""
-    taken = {k: v for k, v in published.items() if v not in existing}  # this stack's own are redone
+    `published`: the ingress ports in use, (port, protocol) -> service name. The stack's services
+    the file lists are redone; those it no longer lists keep their ports unless `prune` removes them."""
+    in_file = {full_name(stack_name, s) for s in stack.services}
+    redone = {n for n in existing if n in in_file or prune}
+    taken = {k: v for k, v in published.items() if v not in redone}
     problems = []
     for name, svc in stack.services.items():
         for i, p in enumerate(svc.ports):
@@ -98,7 +101,7 @@ def plan_stack(name: str, stack: StackSpec, existing: list[Service], published: 
     `stored`: the stack's record as it was (what its secrets and configs were)."""
     now = now or time.time()
     by_name = {s.name: s for s in existing}
-    problems = assign_published_ports(name, stack, by_name, published)
+    problems = assign_published_ports(name, stack, by_name, published, prune)
     if problems:
         raise StackError(problems)
     record = {"name": name, "networks": {k: v.to_dict() for k, v in stack.networks.items()},

@@ -25,8 +25,9 @@ def test_leave_stops_a_process_of_its_state_dir_that_no_pid_file_names_and_spare
     state = StateDir(tmp_path / "cluster")
     state.run_dir.mkdir(parents=True)
     hung = stray(state.path)
-    # another cluster's; one whose state dir's path is longer; a command a user runs on this one
-    others = [stray(tmp_path / "other"), stray(f"{state.path}-2"), stray(state.path, "logs")]
+    # another cluster's; one whose state dir's path is longer; a command a user runs on this one;
+    # another cluster's, started elsewhere with a relative path that reads the same
+    others = [stray(tmp_path / "other"), stray(f"{state.path}-2"), stray(state.path, "logs"), stray("cluster")]
     try:
         assert bootstrap.leftovers(state) == [hung.pid]
         assert bootstrap.stop(state) == []  # no part of it ran

@@ -258,3 +258,62 @@ def test_only_events_that_may_change_the_table_rebuild_it():
     assert not relevant({"kind": "task", "action": "state", "id": "t2", "service_id": "api1"}, ids, publishing)
     assert not relevant({"kind": "stack", "action": "update", "id": "st"}, ids, publishing)
     assert not relevant({"kind": "task", "action": "assign", "id": "api1", "service_id": "api1"}, ids, publishing)
+
+
+def test_a_load_balancer_builds_its_table_anew_after_a_gap_and_lets_a_relabel_pass(monkeypatch):
+    """A service event that says the behaviour it said last rebuilds nothing; after the stream lost
+    events the table is built anew and the next such event is news again."""
+    import threading
+    from swarmpy.lb import server
+    from swarmpy.model import behaviour_of
+
+    web = service(ports=[Port(80, 8080)])
+    said = {"kind": "service", "action": "update", "id": web.id, "name": web.name,
+            "behaviour": behaviour_of(web.to_dict()), "time": "1.0"}
+    stop = threading.Event()
+
+    class Store:
+        batches = [[("1-0", said)], [("2-0", said)], [], [("3-0", said)]]
+        gaps = [None, None, None, "2-0"]  # the fourth check finds the stream trimmed past the cursor
+
+        def last_event_id(self):
+            return "0-0"
+
+        def events_missed(self, cursor):
+            return self.gaps.pop(0) if self.gaps else None
+
+        def read_events(self, cursor, block_ms=None):
+            if not self.batches:
+                stop.set()
+                return []
+            return self.batches.pop(0)
+
+        def publishing_names(self):
+            return [web.name]
+
+        def cluster_info(self):
+            return {}
+
+    built = []
+    monkeypatch.setattr(server, "GAP_CHECK_EVERY", 0.0)
+    monkeypatch.setattr(server.routes, "table", lambda store: built.append(len(Store.batches)) or {})
+
+    class Mesh:
+        kernel = None
+
+        async def apply(self, table, changed_at):
+            pass
+
+        def keep(self, table):
+            pass
+
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    try:
+        server.follow_store(Store(), Mesh(), loop, stop, program_kernel=False)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(5)
+    # at start; for the first word of the service; not for the same again; after the gap; for it again
+    assert built == [4, 3, 1, 0]

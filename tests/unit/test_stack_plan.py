@@ -81,6 +81,23 @@ def test_two_services_publishing_one_port_are_refused_naming_both():
     deployed("blog", stack(web=web(ports=[Port(80, 8080, mode="host")])), others=[svc])
 
 
+def test_a_service_the_file_drops_keeps_its_port_unless_pruned():
+    api = ServiceSpec(name="api", image="x", ports=[Port(80)])
+    services = deployed("shop", stack(api=api))
+    (old,) = services
+    taken = old.spec.ports[0].published
+    # `api` left the file but stays (no prune): a new service neither gets its port nor may ask for it
+    (new,) = plan_stack("shop", stack(shop=ServiceSpec(name="shop", image="x", ports=[Port(80)])), services,
+                        ports_of(services), prune=False).changed
+    assert new.spec.ports[0].published != taken
+    with pytest.raises(StackError, match=f"port {taken}/tcp is already published by service shop_api"):
+        plan_stack("shop", stack(shop=ServiceSpec(name="shop", image="x", ports=[Port(80, taken)])), services,
+                   ports_of(services), prune=False)
+    pruned = plan_stack("shop", stack(shop=ServiceSpec(name="shop", image="x", ports=[Port(80, taken)])),
+                        services, ports_of(services), prune=True)
+    assert pruned.changed[0].spec.ports[0].published == taken and pruned.removed == services
+
+
 def test_what_the_manager_refuses():
     bad = web(mode="global", replicas=3,
               placement=Placement(constraints=[Constraint("node.colour", "==", "red"),
