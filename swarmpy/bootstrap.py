@@ -274,16 +274,25 @@ def stop(state: StateDir, timeout: float = 30) -> list[str]:
         subprocess.run(["systemctl", "daemon-reload"], capture_output=True)
     for name in PROCESSES:
         pid = _pid(state, name)
-        if not alive(pid):
-            continue
+        if alive(pid):
+            _terminate([pid], timeout)
+    strays = leftovers(state)
+    for pid in strays:
+        log.warning("leave: process %d of this state dir outlived its parts; stopping it", pid)
+    _terminate(strays, 5)
+    return [name for name in ran if name != "supervisor"]
+
+
+def _terminate(pids: list[int], timeout: float) -> None:
+    """SIGTERM, then SIGKILL to those still running after `timeout` seconds."""
+    for pid in pids:
         os.kill(pid, signal.SIGTERM)
-        deadline = time.time() + timeout
-        while alive(pid) and time.time() < deadline:
-            time.sleep(0.1)
+    deadline = time.time() + timeout
+    while any(alive(pid) for pid in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
-    _stop_leftovers(state)
-    return [name for name in ran if name != "supervisor"]
 
 
 # the commands of the processes a cluster runs on a machine (`swarmpy <command> ... --state-dir DIR`)
@@ -324,19 +333,6 @@ def _parent(pid: int) -> int:
             return int(f.read().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return 0
-
-
-def _stop_leftovers(state: StateDir, timeout: float = 5) -> None:
-    strays = leftovers(state)
-    for pid in strays:
-        log.warning("leave: process %d of this state dir outlived its parts; stopping it", pid)
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.time() + timeout
-    while any(alive(pid) for pid in strays) and time.time() < deadline:
-        time.sleep(0.1)
-    for pid in strays:
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
 
 
 def remove_state(state: StateDir, embedded_redis: bool) -> list[str]:

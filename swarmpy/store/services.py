@@ -74,6 +74,11 @@ def _event_fields(service: Service, record: dict) -> dict[str, Any]:
             "spec_version": service.spec_version, "behaviour": behaviour_of(record)}
 
 
+def _ingress_ports(service: Service) -> list[tuple[int, str]]:
+    """(port, protocol) of each port the service publishes through the mesh."""
+    return [(x.published, x.protocol) for x in service.spec.ports if x.mode == "ingress" and x.published]
+
+
 def _written(answer: list) -> int:
     """The replicas the stack write's script counted; Conflict for what it found changed (nothing
     is written then)."""
@@ -162,7 +167,7 @@ class ServiceRecords(StoreBase):
 
     def _index_ports(self, service: Service, p) -> None:
         """Only services that publish are in the index: every deploy reads it whole."""
-        ports = [[x.published, x.protocol] for x in service.spec.ports if x.mode == "ingress" and x.published]
+        ports = [list(port) for port in _ingress_ports(service)]
         if ports:
             p.hset(self.key("service", "ports"), service.name, _dumps(ports))
         else:
@@ -224,8 +229,7 @@ class ServiceRecords(StoreBase):
         new = [s for s in changed if s.id not in expected]
         made = {n.id for n in networks}
         joined = {sn.id: sn.name for s in changed for sn in s.networks if sn.id not in made}
-        claims = [f"{x.published}/{x.protocol}" for s in changed for x in s.spec.ports
-                  if x.mode == "ingress" and x.published]
+        claims = [f"{port}/{protocol}" for s in changed for port, protocol in _ingress_ports(s)]
         args = [stack["name"], stack_was or "",
                 len(read), *[v for sid, version in read.items() for v in (sid, version)],
                 len(new), *[v for s in new for v in (s.name, s.id)],
