@@ -194,10 +194,11 @@ class NetworkView(threading.Thread):
                         cursor = None
                 if cursor is None or time.time() - last_full > FULL_RELOAD_EVERY:
                     cursor = cursor or self.store.last_event_id()
+                    started = time.time()  # a change made while it reads may be missing: not later
                     self._seen.forget()
                     self._load_all()
                     last_full = time.time()
-                    self._publish(time.time())
+                    self._publish(started)
                     continue
                 events = self.store.read_events(cursor, block_ms=1000)
                 if not events:

@@ -216,13 +216,14 @@ class NetworkRecords(StoreBase):
         """node id -> its programmer's last report (applied up to, networks present, error)."""
         return {node_id: json.loads(v) for node_id, v in self._values_under("net", "status").items()}
 
-    def routes_behind(self, since: float, networks: set[str], ingress: bool) -> bool:
-        """Has some sender of traffic not applied the changes up to `since` yet: a node's programmer
-        with one of `networks` there (VIPs, names), or, when `ingress`, a load balancer?"""
-        if ingress and any(s.get("applied_at", 0) < since for s in self.lb_statuses().values()):
-            return True
-        return bool(networks) and any(s.get("applied_at", 0) < since for s in self.net_statuses().values()
-                                      if networks & set(s.get("networks") or ()))
+    def routes_behind(self, since: float, networks: set[str], ingress: bool) -> list[str]:
+        """Which senders of traffic have not applied the changes up to `since` yet: the nodes'
+        programmers with one of `networks` there (VIPs, names), and, when `ingress`, the load
+        balancers (as "lb <id>")."""
+        behind = [f"lb {lb_id}" for lb_id, s in (self.lb_statuses().items() if ingress else ())
+                  if s.get("applied_at", 0) < since]
+        return behind + [node_id for node_id, s in (self.net_statuses().items() if networks else ())
+                         if s.get("applied_at", 0) < since and networks & set(s.get("networks") or ())]
 
     def forget_net_status(self, node_id: str) -> None:
         self.redis.delete(self.key("net", "status", node_id))

@@ -317,10 +317,13 @@ def stop_task(task_id: str) -> str:
 def _still_routed_to(task: Task, now: float) -> bool:
     """Does a load balancer, or a node's VIPs and names, still send to this task? Each takes a task
     out before the task stops, so that no new connection meets a stopping server."""
-    if now > task.desired_at + DRAIN_WAIT:
+    behind = current().store.routes_behind(task.desired_at, {a.network_id for a in task.attachments},
+                                           any(e.mode == "ingress" for e in task.endpoints))
+    if behind and now > task.desired_at + DRAIN_WAIT:
+        log.warning("task %s: stops although %s still route to it after %.0f s", task.id, ", ".join(behind),
+                    DRAIN_WAIT)
         return False
-    return current().store.routes_behind(task.desired_at, {a.network_id for a in task.attachments},
-                                         any(e.mode == "ingress" for e in task.endpoints))
+    return bool(behind)
 
 
 def remove_container(node_id: str, container_id: str) -> str:

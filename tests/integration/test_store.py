@@ -277,3 +277,15 @@ def test_a_scheduler_pass_writes_and_reads_again_only_tasks_whose_reason_to_wait
     assert len(written[0]) == 30 and all(store.get_task(f"w{i}").error for i in range(1, 31))
     loop.schedule({"wsvc"})  # the same reason again: nothing to write
     assert written[1] == {}
+
+
+def test_routes_behind_names_each_sender_not_yet_past_a_change(store):
+    """A stopping task waits for these; the stop job names them when it gives up waiting."""
+    store.put_net_status("rb-node1", {"applied_at": 10.0, "networks": ["rb-net-a"]})
+    store.put_net_status("rb-node2", {"applied_at": 20.0, "networks": ["rb-net-a", "rb-net-b"]})
+    store.put_lb_status("rb-lb", {"applied_at": 15.0})
+    assert store.routes_behind(12.0, {"rb-net-a"}, ingress=False) == ["rb-node1"]
+    assert store.routes_behind(12.0, {"rb-net-b"}, ingress=False) == []  # node1 has nothing of net-b
+    assert store.routes_behind(18.0, {"rb-net-b"}, ingress=True) == ["lb rb-lb"]
+    assert store.routes_behind(25.0, set(), ingress=False) == []
+    assert sorted(store.routes_behind(25.0, {"rb-net-a"}, ingress=True)) == ["lb rb-lb", "rb-node1", "rb-node2"]
