@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 
-from swarmpy.store import Store
+from swarmpy.store import SeenBehaviour, Store
 from swarmpy.store.base import stream_id
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,9 @@ class EventFeed(threading.Thread):
         self.base: tuple[int, int] | None = None  # every event after this one is held (None: none is)
         self.changed = threading.Condition()
         self.stopping = threading.Event()
+        # events that change nothing a loop acts on are held but wake no loop (a label-only redeploy
+        # woke five threads for nothing): each loop reads them at its next wake, within its block
+        self.seen = SeenBehaviour()
 
     def run(self) -> None:
         cursor: str | None = None
@@ -65,16 +68,26 @@ class EventFeed(threading.Thread):
         self.stopping.set()
 
     def _start_over(self, cursor: str | None) -> None:
+        self.seen.forget()
         with self.changed:
             self.held.clear()
             self.base = stream_id(cursor) if cursor is not None else None
 
     def _add(self, events: list[tuple[str, dict]]) -> None:
+        news = [self._wakes(e) for _, e in events]  # every event: each one is remembered
         with self.changed:
             self.held.extend((stream_id(i), i, e) for i, e in events)
             while len(self.held) > KEEP:
                 self.base = self.held.popleft()[0]
-            self.changed.notify_all()
+            if any(news):
+                self.changed.notify_all()
+
+    def _wakes(self, event: dict) -> bool:
+        """A stack's record written wakes no loop: only the allocator reads it, for a service whose
+        networks changed, and that service's own event comes with it (one script writes both)."""
+        if self.seen.unchanged(event):
+            return False
+        return not (event.get("kind") == "stack" and event.get("action") == "update")
 
     def read_events(self, after: str, block_ms: int | None = None, count: int = 1000) -> list[tuple[str, dict]]:
         """As `Store.read_events`: the events after `after`, waiting up to `block_ms` for some."""

@@ -81,6 +81,13 @@ class Coordination(StoreBase):
         """A process says it is alive (managers, workers, load balancers); gone when it stops saying so."""
         self.redis.set(self.key("alive", kind, name), _dumps(info), px=int(ttl_s * 1000))
 
+    def mark_alive_many(self, kind: str, names: list[str], info: dict[str, Any], ttl_s: float) -> None:
+        """`mark_alive` for several names in one round trip (a job process's rq workers)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.set(self.key("alive", kind, name), _dumps(info), px=int(ttl_s * 1000))
+        pipe.execute()
+
     def alive(self, kind: str) -> dict[str, dict[str, Any]]:
         return {name: json.loads(v) for name, v in self._values_under("alive", kind).items()}
 

@@ -33,6 +33,7 @@ import time
 from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 from rq.serializers import JSONSerializer
+from rq.utils import now
 
 from swarmpy.lifetime import StopSignals, die_with_parent
 from swarmpy.model import NodeStatus
@@ -48,6 +49,7 @@ from swarmpy.worker.watch import WatcherSupervisor
 log = logging.getLogger(__name__)
 
 ALIVE_TTL = 5.0
+HEARTBEAT_EVERY = 30.0  # seconds between two heartbeats of an idle rq worker
 
 
 class NodeSlots:
@@ -105,6 +107,20 @@ class NodeQueueWorker(SimpleWorker):
 
     def _install_signal_handlers(self):
         pass  # the process's main thread handles signals and stops its workers
+
+    # rq writes the worker's heartbeat and state before each wait for a job, every second here:
+    # with 56 idle workers a machine, those writes were most of an idle cluster's CPU and store load.
+    # The worker's key lives worker_ttl + 60 s (8 min): a heartbeat every HEARTBEAT_EVERY keeps it.
+    def heartbeat(self, timeout=None, pipeline=None):
+        if timeout is None and pipeline is None and self.last_heartbeat is not None and \
+                (now() - self.last_heartbeat).total_seconds() < HEARTBEAT_EVERY:
+            return
+        super().heartbeat(timeout, pipeline)
+
+    def set_state(self, state, pipeline=None):
+        if pipeline is None and state == self._state:
+            return
+        super().set_state(state, pipeline)
 
     def execute_job(self, job, queue):
         started = time.monotonic()
@@ -170,8 +186,7 @@ def _observe(store: Store, queue: str, job, seconds: float) -> None:
 def _keep_alive(store: Store, names: list[str], stop: threading.Event) -> None:
     while not stop.wait(1.0):
         try:
-            for name in names:
-                store.mark_alive("worker", name, {"pid": os.getpid(), "host": socket.gethostname()}, ALIVE_TTL)
+            store.mark_alive_many("worker", names, {"pid": os.getpid(), "host": socket.gethostname()}, ALIVE_TTL)
         except Exception:
             pass
 
@@ -197,8 +212,7 @@ def job_process(state_path: str, parent: int, threads: int, per_node: int, sessi
     session_names = [f"{ctx.worker_name}.s{t}" for t in range(sessions)]
     alive_names = [ctx.worker_name, *names, *session_names]
     stop = threading.Event()
-    for name in alive_names:
-        ctx.store.mark_alive("worker", name, {"pid": os.getpid()}, ALIVE_TTL)
+    ctx.store.mark_alive_many("worker", alive_names, {"pid": os.getpid()}, ALIVE_TTL)
     threading.Thread(target=_keep_alive, args=(ctx.store, alive_names, stop), daemon=True).start()
     connection = replication.client(state.load(), replication.WORKER, decode_responses=False,
                                     max_connections=(threads + sessions) * 4)

@@ -138,7 +138,8 @@ def test_the_dashboard_in_a_browser(cluster, stack, browser, artifacts):
     wait_for(lambda: d.find_elements(By.CSS_SELECTOR, ".grid .node"), 15, what="the node grid")
     cookie = d.get_cookie("swarmpy_ui")
     assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-    wait_for(lambda: d.find_element(By.ID, "live").text == "live", 15, what="the event stream to open")
+    wait_for(lambda: d.find_element(By.ID, "live").text == "live", 15,
+             what=lambda: f"the event stream to open: the page says {d.find_element(By.ID, 'live').text!r}, {said(d)}")
     loaded_at = d.execute_script("return window.swarmpyLoadedAt")
 
     # every node, each with as many cards as the API and the engines say it has tasks

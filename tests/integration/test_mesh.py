@@ -108,7 +108,7 @@ def test_requests_on_the_manager_reach_every_task(cluster, web):
     status = cluster.json("lb", "status")
     ports = [s["ports"]["18400/tcp"] for s in status.values()]
     assert ports and all(len(p["endpoints"]) == 3 and p["path"] == "kernel" for p in ports)
-    assert all(e["state"] == "up" for p in ports for e in p["endpoints"])
+    assert all(e["state"] == "up" for p in ports for e in p["endpoints"]), ports
     # the kernel DNATs the port to each task's node and host port
     endpoints = {f"{e['address']}:{e['port']}" for e in ports[0]["endpoints"]}
     assert {line.split("--to-destination ")[1] for line in ingress_rules(cluster) if "-j DNAT" in line} == endpoints

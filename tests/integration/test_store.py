@@ -144,6 +144,39 @@ def test_the_loops_share_one_reader_of_the_event_stream(store, monkeypatch):
         feed.join(5)
 
 
+def test_an_event_no_loop_acts_on_wakes_none_of_them(store):
+    """A redeploy that changes only a label: the feed holds its event, but a waiting loop sleeps on
+    until an event it may act on comes (or its wait ends), and then reads both."""
+    from swarmpy.manager import feed as feed_module
+    feed = feed_module.EventFeed(store)
+    feed.start()
+    try:
+        wait_until(lambda: feed.base is not None)
+        store.publish("service", "update", "w1", behaviour="d1")
+        wait_until(lambda: feed.held and feed.held[-1][2]["id"] == "w1")
+        cursor = feed.held[-1][1]
+        got, woke = [], threading.Event()
+
+        def loop():
+            got.extend(feed.read_events(cursor, block_ms=3000))
+            woke.set()
+        threading.Thread(target=loop, daemon=True).start()
+        time.sleep(0.2)
+        # the same behaviour (a label changed), and the stack's record written with it
+        store.publish("service", "update", "w1", behaviour="d1")
+        store.publish("stack", "update", "wstack")
+        wait_until(lambda: feed.held[-1][2]["kind"] == "stack")
+        assert not woke.wait(0.5), f"woken by an event it lets pass: {got}"
+        store.publish("service", "update", "w1", behaviour="d2")
+        assert woke.wait(2)
+        assert [(e["id"], e.get("behaviour")) for _, e in got] == [("w1", "d1"), ("wstack", None), ("w1", "d2")]
+        # a loop whose wait ends reads what is held, woken or not
+        assert len(feed.read_events(cursor, block_ms=0)) == 3
+    finally:
+        feed.stop()
+        feed.join(5)
+
+
 def wait_until(condition, timeout: float = 5.0) -> None:
     deadline = time.time() + timeout
     while not condition():
