@@ -24,6 +24,7 @@ SERVICES = 1000
 STACKS = 10
 # 10 replicas each that no node can take: 10,000 tasks in the store, none started
 NOWHERE = Constraint("node.labels.bench-nowhere", "==", "1")
+STACK_LABEL = {"com.docker.stack.namespace": "probe"}  # what `docker stack deploy` finds a stack's parts by
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -123,31 +124,47 @@ def swarm_side(env: Env, calls: int, services: int) -> dict:
     time.sleep(5)
     ls = timed_calls(lambda i: client.api.services(status=True), calls)  # with replica counts, as `docker service ls`
     probe = client.api.create_service({"ContainerSpec": {"Image": SWARM_IMAGE}}, name="probe",
-                                      mode={"Replicated": {"Replicas": 0}})["ID"]
+                                      mode={"Replicated": {"Replicas": 0}}, labels=dict(STACK_LABEL))["ID"]
     time.sleep(1)  # as swarmpy's side waits after making its probe
 
-    def update(i: int) -> None:
-        version = client.api.inspect_service(probe)["Version"]["Index"]
+    def update(i: int, version: int | None = None) -> None:
+        if version is None:
+            version = client.api.inspect_service(probe)["Version"]["Index"]
         client.api.update_service(probe, version, name="probe", task_template={"ContainerSpec": {"Image": SWARM_IMAGE}},
-                                  labels={"round": str(i)}, mode={"Replicated": {"Replicas": 0}})
+                                  labels={**STACK_LABEL, "round": str(i)}, mode={"Replicated": {"Replicas": 0}})
+
+    def stack_deploy(i: int) -> None:
+        """What `docker stack deploy` asks the engine for a stack of one service that exists (docker/cli's
+        deployCompose, detached, --resolve-image never): is it a manager, the stack's networks, its
+        services, then the update."""
+        client.api.info()
+        by_stack = {"label": [f"{k}={v}" for k, v in STACK_LABEL.items()]}
+        client.api.networks(filters=by_stack)
+        (service,) = client.api.services(filters=by_stack)
+        update(i, service["Version"]["Index"])
     updates = timed_calls(update, calls)
+    deploys = timed_calls(lambda i: stack_deploy(calls + i), calls)
     memory = {"total": rss_mb(dockerd), "growth": rss_mb(dockerd) - before}
     for sid in ids + [probe]:
         client.api.remove_service(sid)
     client.close()
-    return {"ls": ls, "deploy": updates, "memory": memory}
+    return {"ls": ls, "deploy": updates, "stack deploy": deploys, "memory": memory}
 
 
 def figures(env: Env, calls: int = 200, services: int = SERVICES) -> list[Figure]:
     ours = swarmpy_side(env, calls, services)
     theirs = swarm_side(env, calls, services)
     out = []
-    for key, ours_name, theirs_name in (("deploy", "stack deploy API call", "service update API call"),
-                                        ("ls", "service ls", "GET /services?status=true")):
+    for key, theirs_key, ours_name, theirs_name in (
+            ("deploy", "deploy", "stack deploy API call", "service update API calls (inspect, update)"),
+            ("deploy", "stack deploy", "stack deploy API call",
+             "`docker stack deploy`'s API calls (info, networks, services, update)"),
+            ("ls", "ls", "service ls", "GET /services?status=true")):
         for pct in (50, 99):
             out.append(Figure(f"control plane, {services:,} services: {ours_name} p{pct}", "ms",
                               f"Docker Swarm, {theirs_name}", [percentile(ours[key], pct)],
-                              [percentile(theirs[key], pct)], note=f"{calls} calls each" if pct == 50 else ""))
+                              [percentile(theirs[theirs_key], pct)],
+                              note=f"{calls} calls each" if pct == 50 else ""))
     m = ours["memory"]
     total = m["manager"] + m["worker"] + m["lb"]
     out.append(Figure(f"footprint: manager + worker + lb, {services:,} services, {services * 10:,} tasks", "MiB",

@@ -103,6 +103,11 @@ class Env:
             self._lab_swarm = hosts[0]
         return self._lab_swarm
 
+    def remake_lab_swarm(self) -> None:
+        """Docker Swarm over the lab's engines made anew (after a failure left it without its managers)."""
+        join_swarm([n.docker_host for n in self.lab.nodes], self.lab.nodes[0].address)
+        self._lab_swarm = self.lab.nodes[0].docker_host
+
     @property
     def local_swarm(self) -> str:
         """A one-node Docker Swarm on this machine's engine."""
