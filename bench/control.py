@@ -157,7 +157,7 @@ def figures(env: Env, calls: int = 200, services: int = SERVICES) -> list[Figure
     out = []
     for key, theirs_key, ours_name, theirs_name in (
             ("deploy", "deploy", "stack deploy API call", "service update API calls (inspect, update)"),
-            ("deploy", "stack deploy", "stack deploy API call",
+            ("deploy", "stack deploy", "stack deploy, as `docker stack deploy` asks",
              "`docker stack deploy`'s API calls (info, networks, services, update)"),
             ("ls", "ls", "service ls", "GET /services?status=true")):
         for pct in (50, 99):
