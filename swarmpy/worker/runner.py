@@ -33,7 +33,6 @@ import time
 from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 from rq.serializers import JSONSerializer
-from rq.utils import now
 
 from swarmpy.lifetime import StopSignals, die_with_parent
 from swarmpy.model import NodeStatus
@@ -103,6 +102,7 @@ class NodeQueueWorker(SimpleWorker):
 
     def __init__(self, ctx: WorkerContext, slots: NodeSlots, nodes: ReachableNodes, *args, **kwargs):
         self.ctx, self.slots, self.nodes = ctx, slots, nodes
+        self._beat_at = float("-inf")  # (monotonic) the last heartbeat written
         super().__init__(self.current_queue_names(), *args, **kwargs)
 
     def _install_signal_handlers(self):
@@ -112,15 +112,19 @@ class NodeQueueWorker(SimpleWorker):
     # with 56 idle workers a machine, those writes were most of an idle cluster's CPU and store load.
     # The worker's key lives worker_ttl + 60 s (8 min): a heartbeat every HEARTBEAT_EVERY keeps it.
     def heartbeat(self, timeout=None, pipeline=None):
-        if timeout is None and pipeline is None and self.last_heartbeat is not None and \
-                (now() - self.last_heartbeat).total_seconds() < HEARTBEAT_EVERY:
+        if timeout is None and pipeline is None and time.monotonic() - self._beat_at < HEARTBEAT_EVERY:
             return
         super().heartbeat(timeout, pipeline)
+        self._beat_at = time.monotonic()
 
     def set_state(self, state, pipeline=None):
         if pipeline is None and state == self._state:
             return
-        super().set_state(state, pipeline)
+        try:
+            super().set_state(state, pipeline)
+        except Exception:
+            self._state = None  # rq set it before the write that failed: write it next time
+            raise
 
     def execute_job(self, job, queue):
         started = time.monotonic()

@@ -157,18 +157,18 @@ def test_an_event_no_loop_acts_on_wakes_none_of_them(store):
         cursor = feed.held[-1][1]
         got, woke = [], threading.Event()
 
-        def loop():
-            got.extend(feed.read_events(cursor, block_ms=3000))
+        def loop():  # it waits far longer than the test: only a wake ends its wait
+            got.extend(feed.read_events(cursor, block_ms=30_000))
             woke.set()
         threading.Thread(target=loop, daemon=True).start()
-        time.sleep(0.2)
+        time.sleep(0.5)
         # the same behaviour (a label changed), and the stack's record written with it
         store.publish("service", "update", "w1", behaviour="d1")
         store.publish("stack", "update", "wstack")
         wait_until(lambda: feed.held[-1][2]["kind"] == "stack")
         assert not woke.wait(0.5), f"woken by an event it lets pass: {got}"
         store.publish("service", "update", "w1", behaviour="d2")
-        assert woke.wait(2)
+        assert woke.wait(1), "not woken by a change"
         assert [(e["id"], e.get("behaviour")) for _, e in got] == [("w1", "d1"), ("wstack", None), ("w1", "d2")]
         # a loop whose wait ends reads what is held, woken or not
         assert len(feed.read_events(cursor, block_ms=0)) == 3
@@ -314,6 +314,7 @@ def test_a_scheduler_pass_writes_and_reads_again_only_tasks_whose_reason_to_wait
 
 def test_routes_behind_names_each_sender_not_yet_past_a_change(store):
     """A stopping task waits for these; the stop job names them when it gives up waiting."""
+    store.flush()  # no other test's statuses
     store.put_net_status("rb-node1", {"applied_at": 10.0, "networks": ["rb-net-a"]})
     store.put_net_status("rb-node2", {"applied_at": 20.0, "networks": ["rb-net-a", "rb-net-b"]})
     store.put_lb_status("rb-lb", {"applied_at": 15.0})
