@@ -83,9 +83,10 @@ class Coordination(StoreBase):
 
     def mark_alive_many(self, kind: str, names: list[str], info: dict[str, Any], ttl_s: float) -> None:
         """`mark_alive` for several names in one round trip (a job process's rq workers)."""
+        value, px = _dumps(info), int(ttl_s * 1000)
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
-            pipe.set(self.key("alive", kind, name), _dumps(info), px=int(ttl_s * 1000))
+            pipe.set(self.key("alive", kind, name), value, px=px)
         pipe.execute()
 
     def alive(self, kind: str) -> dict[str, dict[str, Any]]:

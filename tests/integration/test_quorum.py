@@ -123,8 +123,7 @@ def test_three_managers_lose_the_masters_host(three_managers, tmp_path):
     def write():  # changes through a surviving manager, right up to the loss and through it
         # the CLI's client in this process: a CLI process per write kept a core busy, and the `node ls`
         # timed below then waited for a CPU more than for the cluster
-        state = StateDir(cluster.state_dir)
-        client = Client(api2, state.token(), timeout=30, ca=str(state.ca_file))
+        client = Client.from_env(host=api2, state_dir=str(cluster.state_dir))
         i = 0
         while not stop_writing.is_set():
             i += 1
@@ -172,9 +171,9 @@ def test_three_managers_lose_the_masters_host(three_managers, tmp_path):
     # and `node ls` through a surviving manager says so, at once. Timed through the CLI's client in
     # this process: a CLI process's own start took 1.5-2 s under CI's load, and up to 7 s with the
     # machine's CPUs busy with the failover (the manager answered in 0.02 s)
-    state = StateDir(cluster.state_dir)
+    client = Client.from_env(host=api1, state_dir=str(cluster.state_dir))
     asked = time.time()
-    listed = Client(api1, state.token(), timeout=30, ca=str(state.ca_file)).nodes()
+    listed = client.nodes()
     took = time.time() - asked
     assert {"node1", "node2"} & {n["hostname"] for n in listed if n["manager_status"] == "Leader"}
     assert took < 5, f"node ls took {took:.1f} s"
