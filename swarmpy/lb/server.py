@@ -45,7 +45,7 @@ from swarmpy.lb.kernel import KernelPath
 from swarmpy.lb.proxy import Health, Listener
 from swarmpy.lifetime import StopSignals, die_with_parent
 from swarmpy.settings import StateDir
-from swarmpy.store import SeenBehaviour, Store, replication
+from swarmpy.store import ReadPace, SeenBehaviour, Store, replication
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,7 @@ class Mesh:
 
 
 GAP_CHECK_EVERY = 1.0  # seconds between checks that the stream still holds what was not read
+READ_PACE = 0.05  # a burst of changes rebuilds the table at most this often (kube-proxy's minSyncPeriod)
 
 
 def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop: threading.Event,
@@ -182,6 +183,7 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
     first = True
     served: set[str] = set()
     seen = SeenBehaviour()  # a service event that changes no route (a label of the user's) is let pass
+    pace = ReadPace(READ_PACE)
     checked = 0.0
     while not stop.is_set():
         try:
@@ -195,9 +197,11 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
                 changed_at, first = time.time(), False
                 seen.forget()
             else:
+                pace.wait(stop)
                 events = store.read_events(cursor, block_ms=1000)
                 if not events:
                     continue
+                pace.found()
                 cursor = events[-1][0]
                 publishing = functools.cache(lambda: set(store.publishing_names()))
                 hits = [e for _, e in events if not seen.unchanged(e) and routes.relevant(e, served, publishing)]

@@ -20,13 +20,16 @@ import threading
 import time
 from collections import deque
 
-from swarmpy.store import SeenBehaviour, Store
+from swarmpy.store import ReadPace, SeenBehaviour, Store
 from swarmpy.store.base import stream_id
 
 log = logging.getLogger(__name__)
 
 KEEP = 20_000  # events held: a loop further behind reads the store
 GAP_CHECK_EVERY = 1.0
+# a burst of changes is read at most this often: each hop of a chain (orchestrator, scheduler,
+# dispatcher) may wait this long, where SwarmKit's scheduler alone debounces 50 ms
+READ_PACE = 0.02
 
 
 class EventFeed(threading.Thread):
@@ -40,6 +43,7 @@ class EventFeed(threading.Thread):
         # events that change nothing a loop acts on are held but wake no loop (a label-only redeploy
         # woke five threads for nothing): each loop reads them at its next wake, within its block
         self.seen = SeenBehaviour()
+        self.pace = ReadPace(READ_PACE)
 
     def run(self) -> None:
         cursor: str | None = None
@@ -54,8 +58,10 @@ class EventFeed(threading.Thread):
                     if self.store.events_missed(cursor) is not None:
                         cursor = None  # from the stream's end again; the loops make their own full passes
                         continue
+                self.pace.wait(self.stopping)
                 events = self.store.read_events(cursor, block_ms=500)
                 if events:
+                    self.pace.found()
                     cursor = events[-1][0]
                     self._add(events)
             except Exception as e:  # noqa: BLE001 - the store is away: the loops read it themselves meanwhile

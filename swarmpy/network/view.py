@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from swarmpy.model import Network, Node, Service, Task, has_healthcheck, takes_traffic
-from swarmpy.store import SeenBehaviour, Store
+from swarmpy.store import ReadPace, SeenBehaviour, Store
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 # reloads at once when the event stream lost events it had not read (checked every GAP_CHECK_EVERY)
 FULL_RELOAD_EVERY = 60.0
 GAP_CHECK_EVERY = 1.0
+READ_PACE = 0.05  # a burst of changes is taken in at most this often
 LOAD_BATCH = 200  # services a reload reads at once
 
 
@@ -171,6 +172,7 @@ class NetworkView(threading.Thread):
         self._on_network: dict[str, set[str]] = {}  # network id -> the services whose part is on it
         self._cluster_id = ""
         self._seen = SeenBehaviour()  # a service event that changes no picture (a label) is let pass
+        self._pace = ReadPace(READ_PACE)
 
     def stop(self) -> None:
         self._stop.set()
@@ -200,9 +202,11 @@ class NetworkView(threading.Thread):
                     last_full = time.time()
                     self._publish(started)
                     continue
+                self._pace.wait(self._stop)
                 events = self.store.read_events(cursor, block_ms=1000)
                 if not events:
                     continue
+                self._pace.found()
                 cursor = events[-1][0]
                 hits = [e for _, e in events if relevant(e) and not self._seen.unchanged(e)]
                 if hits:

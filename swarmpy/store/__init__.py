@@ -17,7 +17,7 @@ loops, the load balancers and `swarmpy events` read.
 from __future__ import annotations
 
 from swarmpy.store.base import DEFAULT_PREFIX, EVENTS_MAXLEN, Conflict, NotFound, StoreError
-from swarmpy.store.changes import SeenBehaviour
+from swarmpy.store.changes import ReadPace, SeenBehaviour
 from swarmpy.store.coordination import Coordination
 from swarmpy.store.metrics import MetricRecords
 from swarmpy.store.networks import AddressesExhausted, NetworkRecords, vip_owner
@@ -29,7 +29,7 @@ from swarmpy.store.tasks import TaskRecords
 from swarmpy.store.tokens import TokenRecords
 
 __all__ = ["DEFAULT_PREFIX", "EVENTS_MAXLEN", "AddressesExhausted", "Conflict", "NotFound", "PlanFacts",
-           "SeenBehaviour", "Store", "StoreError", "vip_owner"]
+           "ReadPace", "SeenBehaviour", "Store", "StoreError", "vip_owner"]
 
 
 class Store(PlanningReads, NodeRecords, ServiceRecords, TaskRecords, ObjectRecords, NetworkRecords, TokenRecords,

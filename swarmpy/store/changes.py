@@ -1,13 +1,23 @@
-"""Which service events change something a consumer of the stream acts on.
+"""How the consumers of the event stream follow it: which service events change
+something they act on, and how often they read it.
 
 A service's create and update events carry `behaviour`, a digest of its record
 without its revision, its times and the user's labels (`model.behaviour_of`).
 A redeploy that changes only a label writes a new version of the service, and
 each consumer (every control loop, each worker's network view, each load
 balancer) read the service again, its tasks and its addresses, for nothing.
+
+Each read of the stream costs a consumer about 0.2 ms of CPU (redis-py and TLS)
+and the store an answer, and one write woke every consumer at once, on the two
+cores the API's answer needed too. A consumer reads a burst of writes in
+batches instead (`ReadPace`), as kube-proxy batches its syncs (its
+minSyncPeriod) and SwarmKit's scheduler debounces its commits (50 ms).
 """
 
 from __future__ import annotations
+
+import threading
+import time
 
 
 class SeenBehaviour:
@@ -33,3 +43,22 @@ class SeenBehaviour:
 
     def forget(self) -> None:
         self._last.clear()
+
+
+class ReadPace:
+    """A consumer's pace: the first event after a quiet spell is read at once, a burst at most
+    once per `interval` (what came meanwhile is read in one batch, and acted on once)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._found_at = float("-inf")
+
+    def wait(self, stop: threading.Event) -> None:
+        """Before a read: waits out what is left of the interval since the last read that found events."""
+        left = self._found_at + self.interval - time.monotonic()
+        if left > 0:
+            stop.wait(left)
+
+    def found(self) -> None:
+        """After a read that found events."""
+        self._found_at = time.monotonic()

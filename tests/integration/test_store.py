@@ -177,6 +177,45 @@ def test_an_event_no_loop_acts_on_wakes_none_of_them(store):
         feed.join(5)
 
 
+def test_a_burst_of_writes_is_read_in_batches_and_a_lone_write_at_once(store, monkeypatch):
+    """Each consumer reads the stream at most once per READ_PACE while writes keep coming: a deploy
+    used to wake every one of them at once, each read ~0.2 ms of CPU on the API's cores."""
+    from swarmpy.manager import feed as feed_module
+    feed = feed_module.EventFeed(store)
+    found = []  # the feed's reads that found events
+    reads = store.read_events
+
+    def counted(after, block_ms=None, count=1000):
+        events = reads(after, block_ms=block_ms, count=count)
+        if events and threading.current_thread() is feed:
+            found.append(len(events))
+        return events
+    monkeypatch.setattr(store, "read_events", counted)
+    feed.start()
+    try:
+        wait_until(lambda: feed.base is not None)
+        time.sleep(2 * feed_module.READ_PACE)  # a quiet spell
+        cursor = store.last_event_id()
+        written = time.monotonic()
+        store.publish("service", "update", "lone")
+        got = feed.read_events(cursor, block_ms=5000)
+        assert [e["id"] for _, e in got] == ["lone"]
+        assert time.monotonic() - written < feed_module.READ_PACE, "a lone write waited for the pace"
+        found.clear()
+        started = time.monotonic()
+        for i in range(60):  # 60 writes, 3 ms apart
+            store.publish("service", "update", f"b{i}")
+            time.sleep(0.003)
+        wait_until(lambda: feed.held[-1][2]["id"] == "b59")
+        spent = time.monotonic() - started
+        assert sum(found) == 60
+        # one read when the burst began, then at most one per pace
+        assert len(found) <= spent / feed_module.READ_PACE + 2, f"{len(found)} reads in {spent:.2f} s: {found}"
+    finally:
+        feed.stop()
+        feed.join(5)
+
+
 def wait_until(condition, timeout: float = 5.0) -> None:
     deadline = time.time() + timeout
     while not condition():
