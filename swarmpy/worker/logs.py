@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
+import docker
+
 from swarmpy.store import NotFound
 from swarmpy.worker.context import current
 
@@ -17,13 +19,18 @@ def _prefix(task, hostname: str) -> str:
 
 def _pump(store, request_id: str, prefix: str, stream) -> None:
     rest = b""
-    for chunk in stream:
-        rest += chunk
-        *lines, rest = rest.split(b"\n")
-        for line in lines:
-            store.append_log_line(request_id, prefix + line.decode(errors="replace") + "\n")
-        if store.log_request_stopped(request_id):
-            break
+    try:
+        for chunk in stream:
+            rest += chunk
+            *lines, rest = rest.split(b"\n")
+            for line in lines:
+                store.append_log_line(request_id, prefix + line.decode(errors="replace") + "\n")
+            if store.log_request_stopped(request_id):
+                break
+    except Exception:  # noqa: BLE001 - its stream was closed under it because the client went
+        if not store.log_request_stopped(request_id):
+            raise
+        return
     if rest:
         store.append_log_line(request_id, prefix + rest.decode(errors="replace") + "\n")
 
@@ -36,6 +43,19 @@ def _open(client, store, request_id: str, task, hostname: str, follow: bool, tai
     except Exception as e:  # a container of an old task may be gone
         store.append_log_line(request_id, f"{_prefix(task, hostname)}(no logs: {e})\n")
         return None
+
+
+def _close(stream) -> None:
+    """Ends a followed stream, so that its reader ends now and not at the task's next line. The SDK
+    cannot cancel a stream read over SSH (it raises): closing its SSH channel does the same. The
+    SDK's own `close` finds the channel there too."""
+    try:
+        stream.close()
+    except docker.errors.DockerException:
+        channel = getattr(stream._response.raw._fp.fp, "channel", None)
+        if channel is None:
+            raise
+        channel.close()
 
 
 def stream_node_logs(request_id: str, node_id: str, task_ids: list[str], follow: bool, tail: str,
@@ -81,7 +101,7 @@ def stream_node_logs(request_id: str, node_id: str, task_ids: list[str], follow:
                             start(task, stream)
             time.sleep(0.2)
         for _, s in streams:
-            s.close()
+            _close(s)
         return "done"
     except NotFound:
         return "node gone"

@@ -194,6 +194,44 @@ def test_logs_follow_takes_in_tasks_that_start_after_it_began(cluster):
         cluster.cli("service", "rm", "plx_logs", check=False)
 
 
+def engine_connections(cluster, node: str) -> int:
+    """The worker's open connections to a node's engine: over SSH, each one is a `docker system
+    dial-stdio` process on the node (in its network namespace)."""
+    pids = subprocess.run(["ip", "netns", "pids", cluster.lab.node(node).netns], capture_output=True, text=True,
+                          check=True).stdout.split()
+    count = 0
+    for pid in pids:
+        try:
+            count += b"dial-stdio" in open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:  # ended meanwhile
+            pass
+    return count
+
+
+def test_a_logs_follow_that_ends_closes_its_streams_of_quiet_tasks(cluster):
+    """A task's followed log is a stream over its node's SSH session. When the client goes (the API
+    sees it at the next line it sends), the node's streams close, and not at each task's next line:
+    the SDK cannot cancel a stream over SSH, and those of quiet tasks stayed open."""
+    cluster.cli("service", "create", "--name", "plx_quiet", "--replicas", "2", "--constraint", "node.hostname==node2",
+                "--stop-grace-period", "1s", "swarmpy/busybox:latest",
+                "sh", "-c", "echo hello; sleep 15; echo late; echo later; exec sleep 3600")
+    process = None
+    try:
+        process, lines = follow(cluster, "service", "logs", "-f", "plx_quiet")
+        wait_for(lambda: sum("hello" in line for line in list(lines)) == 2, 30, what="both tasks' first line")
+        following = engine_connections(cluster, "node2")
+        process.terminate()
+        process.wait(10)
+        # their next lines, 15 s after the first, go to a client that has gone; then they are quiet
+        wait_for(lambda: engine_connections(cluster, "node2") <= following - 2, 40,
+                 what=lambda: f"the two streams to close ({engine_connections(cluster, 'node2')} connections, "
+                              f"{following} while following)")
+    finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+        cluster.cli("service", "rm", "plx_quiet", check=False)
+
+
 def test_many_logs_follow_do_not_hold_up_task_starts(cluster):
     """Each `logs -f` holds a worker thread for as long as it runs: more of them than a node has job
     slots (2 job processes x 4) must still leave the node's task starts alone."""
