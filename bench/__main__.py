@@ -44,7 +44,8 @@ def run(names: list[str], runs: int, small: bool) -> list[Figure]:
                 figures += scheduler.figures(runs, sizes=(100, 1000) if small else (100, 1000, 5000),
                                              tasks=1000 if small else 10000)
             elif name == "control":
-                figures += control.figures(env, calls=10 if small else 200, services=20 if small else 1000)
+                figures += control.figures(env, calls=10 if small else 200, services=20 if small else 1000,
+                                           deploy_calls=10 if small else 1000)
             elif name == "mesh":
                 figures += mesh.run(env, runs, duration=2 if small else 8,
                                     concurrency=(8,) if small else mesh.CONCURRENCY)
