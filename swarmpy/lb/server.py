@@ -174,6 +174,7 @@ class Mesh:
 
 GAP_CHECK_EVERY = 1.0  # seconds between checks that the stream still holds what was not read
 READ_PACE = 0.05  # a burst of changes rebuilds the table at most this often (kube-proxy's minSyncPeriod)
+READ_COUNT = 1000
 
 
 def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop: threading.Event,
@@ -198,10 +199,10 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
                 seen.forget()
             else:
                 pace.wait(stop)
-                events = store.read_events(cursor, block_ms=1000)
+                events = store.read_events(cursor, block_ms=1000, count=READ_COUNT)
                 if not events:
                     continue
-                pace.found()
+                pace.found(backlog=len(events) == READ_COUNT)
                 cursor = events[-1][0]
                 publishing = functools.cache(lambda: set(store.publishing_names()))
                 hits = [e for _, e in events if not seen.unchanged(e) and routes.relevant(e, served, publishing)]

@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 
 KEEP = 20_000  # events held: a loop further behind reads the store
 GAP_CHECK_EVERY = 1.0
-# a burst of changes is read at most this often: each hop of a chain (orchestrator, scheduler,
-# dispatcher) may wait this long, where SwarmKit's scheduler alone debounces 50 ms
+# a long run of changes is read at most this often (a chain of a few, each made on the one before,
+# is not held up: see ReadPace)
 READ_PACE = 0.02
+READ_COUNT = 1000
 
 
 class EventFeed(threading.Thread):
@@ -59,9 +60,9 @@ class EventFeed(threading.Thread):
                         cursor = None  # from the stream's end again; the loops make their own full passes
                         continue
                 self.pace.wait(self.stopping)
-                events = self.store.read_events(cursor, block_ms=500)
+                events = self.store.read_events(cursor, block_ms=500, count=READ_COUNT)
                 if events:
-                    self.pace.found()
+                    self.pace.found(backlog=len(events) == READ_COUNT)
                     cursor = events[-1][0]
                     self._add(events)
             except Exception as e:  # noqa: BLE001 - the store is away: the loops read it themselves meanwhile

@@ -46,19 +46,29 @@ class SeenBehaviour:
 
 
 class ReadPace:
-    """A consumer's pace: the first event after a quiet spell is read at once, a burst at most
-    once per `interval` (what came meanwhile is read in one batch, and acted on once)."""
+    """A consumer's pace, a token bucket: after a quiet spell, up to `burst` reads go at once (a
+    chain of changes, each made on the one before, as orchestrator, scheduler and dispatcher make
+    them, is not held up at each hop); a longer run of them, such as a stream of deploy calls, is
+    read at most once per `interval`, what came meanwhile in one batch, acted on once."""
 
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._found_at = float("-inf")
+    def __init__(self, interval: float, burst: int = 4) -> None:
+        self.interval, self.burst = interval, burst
+        self._tokens, self._at = float(burst), time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) / self.interval)
+        self._at = now
 
     def wait(self, stop: threading.Event) -> None:
-        """Before a read: waits out what is left of the interval since the last read that found events."""
-        left = self._found_at + self.interval - time.monotonic()
-        if left > 0:
-            stop.wait(left)
+        """Before a read: waits, when the reads have run ahead of the pace, for the next one's turn."""
+        self._refill()
+        if self._tokens < 1:
+            stop.wait((1 - self._tokens) * self.interval)
 
-    def found(self) -> None:
-        """After a read that found events."""
-        self._found_at = time.monotonic()
+    def found(self, backlog: bool = False) -> None:
+        """After a read that found events; `backlog`: it came back full, and the next read may go
+        at once (a reader catching up after a stall is not held to the pace)."""
+        if not backlog:
+            self._refill()
+            self._tokens = max(0.0, self._tokens - 1)

@@ -4,6 +4,7 @@ request's Redis stream, which the API forwards to the client."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -11,6 +12,8 @@ import docker
 
 from swarmpy.store import NotFound
 from swarmpy.worker.context import current
+
+log = logging.getLogger(__name__)
 
 
 def _prefix(task, hostname: str) -> str:
@@ -52,10 +55,9 @@ def _close(stream) -> None:
     try:
         stream.close()
     except docker.errors.DockerException:
-        channel = getattr(stream._response.raw._fp.fp, "channel", None)
-        if channel is None:
-            raise
-        channel.close()
+        fp = getattr(getattr(stream._response.raw, "_fp", None), "fp", None)
+        if fp is not None and hasattr(fp, "channel"):  # else it ended meanwhile
+            fp.channel.close()
 
 
 def stream_node_logs(request_id: str, node_id: str, task_ids: list[str], follow: bool, tail: str,
@@ -100,8 +102,11 @@ def stream_node_logs(request_id: str, node_id: str, task_ids: list[str], follow:
                             streams.append((task, stream))
                             start(task, stream)
             time.sleep(0.2)
-        for _, s in streams:
-            _close(s)
+        for task, s in streams:
+            try:
+                _close(s)
+            except Exception as e:  # noqa: BLE001 - one that will not close keeps none of the others open
+                log.warning("logs of task %s: cannot close the stream: %s", task.id, e)
         return "done"
     except NotFound:
         return "node gone"
