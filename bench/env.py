@@ -11,6 +11,7 @@ import contextlib
 import functools
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -88,7 +89,15 @@ class Env:
             state = Path(tempfile.mkdtemp(prefix="swarmpy-bench-"))
             self._stack.callback(shutil.rmtree, state, True)
             cluster = Cluster(self.lab, state)
-            self._stack.callback(cluster.stop)
+
+            def stop(exc_type, exc, tb) -> bool:
+                # a figure that failed leaves the cluster's logs behind (the state dir goes)
+                kept = state.with_name(f"{state.name}-logs") if exc_type is not None else None
+                cluster.stop(keep_logs=kept)
+                if kept is not None:
+                    print(f"bench: the cluster's logs are kept in {kept}", file=sys.stderr)
+                return False
+            self._stack.push(stop)
             cluster.start()
             self._cluster = cluster
         return self._cluster
