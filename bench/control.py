@@ -2,8 +2,8 @@
 
 6: latency of a `stack deploy` API call (p50, p99 over 1,000 calls: over 200,
 a p99 was the second slowest call of under a second, and moved 0.6x to 1.4x
-between runs) and of `service ls` (over 200 calls), against Docker Swarm's own API (a service update, a service list)
-with the same 1,000 services. 8: resident memory of the manager, one worker and
+between runs) and of `service ls` (over 200 calls), against Docker Swarm's own
+API (a service update, a service list) with the same 1,000 services. 8: resident memory of the manager, one worker and
 the load balancer with 1,000 services and 10,000 tasks in the store, against
 Docker Swarm's manager (dockerd) holding the same services and tasks."""
 

@@ -174,7 +174,6 @@ class Mesh:
 
 GAP_CHECK_EVERY = 1.0  # seconds between checks that the stream still holds what was not read
 READ_PACE = 0.05  # a burst of changes rebuilds the table at most this often (kube-proxy's minSyncPeriod)
-READ_COUNT = 1000
 
 
 def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop: threading.Event,
@@ -198,11 +197,9 @@ def follow_store(store: Store, mesh: Mesh, loop: asyncio.AbstractEventLoop, stop
                 changed_at, first = time.time(), False
                 seen.forget()
             else:
-                pace.wait(stop)
-                events = store.read_events(cursor, block_ms=1000, count=READ_COUNT)
+                events = pace.read(store, cursor, 1000, stop)
                 if not events:
                     continue
-                pace.found(backlog=len(events) == READ_COUNT)
                 cursor = events[-1][0]
                 publishing = functools.cache(lambda: set(store.publishing_names()))
                 hits = [e for _, e in events if not seen.unchanged(e) and routes.relevant(e, served, publishing)]

@@ -21,7 +21,7 @@ import time
 from collections import deque
 
 from swarmpy.store import ReadPace, SeenBehaviour, Store
-from swarmpy.store.base import stream_id
+from swarmpy.store.base import EVENTS_READ, stream_id
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,6 @@ GAP_CHECK_EVERY = 1.0
 # a long run of changes is read at most this often (a chain of a few, each made on the one before,
 # is not held up: see ReadPace)
 READ_PACE = 0.02
-READ_COUNT = 1000
 
 
 class EventFeed(threading.Thread):
@@ -59,10 +58,8 @@ class EventFeed(threading.Thread):
                     if self.store.events_missed(cursor) is not None:
                         cursor = None  # from the stream's end again; the loops make their own full passes
                         continue
-                self.pace.wait(self.stopping)
-                events = self.store.read_events(cursor, block_ms=500, count=READ_COUNT)
+                events = self.pace.read(self.store, cursor, 500, self.stopping)
                 if events:
-                    self.pace.found(backlog=len(events) == READ_COUNT)
                     cursor = events[-1][0]
                     self._add(events)
             except Exception as e:  # noqa: BLE001 - the store is away: the loops read it themselves meanwhile
@@ -96,7 +93,7 @@ class EventFeed(threading.Thread):
             return False
         return not (event.get("kind") == "stack" and event.get("action") == "update")
 
-    def read_events(self, after: str, block_ms: int | None = None, count: int = 1000) -> list[tuple[str, dict]]:
+    def read_events(self, after: str, block_ms: int | None = None, count: int = EVENTS_READ) -> list[tuple[str, dict]]:
         """As `Store.read_events`: the events after `after`, waiting up to `block_ms` for some."""
         position = stream_id(after)
         deadline = time.monotonic() + (block_ms or 0) / 1000

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 FULL_RELOAD_EVERY = 60.0
 GAP_CHECK_EVERY = 1.0
 READ_PACE = 0.05  # a burst of changes is taken in at most this often
-READ_COUNT = 1000
 LOAD_BATCH = 200  # services a reload reads at once
 
 
@@ -203,11 +202,9 @@ class NetworkView(threading.Thread):
                     last_full = time.time()
                     self._publish(started)
                     continue
-                self._pace.wait(self._stop)
-                events = self.store.read_events(cursor, block_ms=1000, count=READ_COUNT)
+                events = self._pace.read(self.store, cursor, 1000, self._stop)
                 if not events:
                     continue
-                self._pace.found(backlog=len(events) == READ_COUNT)
                 cursor = events[-1][0]
                 hits = [e for _, e in events if relevant(e) and not self._seen.unchanged(e)]
                 if hits:

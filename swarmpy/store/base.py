@@ -11,6 +11,7 @@ import redis
 
 DEFAULT_PREFIX = "swarmpy:"
 EVENTS_MAXLEN = 100_000
+EVENTS_READ = 1000  # events one read of the stream returns at most
 
 
 class StoreError(Exception):
@@ -151,7 +152,7 @@ class StoreBase:
         last = self.redis.xrevrange(self.events_key, count=1)
         return last[0][0] if last else "0-0"
 
-    def read_events(self, after: str, block_ms: int | None = None, count: int = 1000) -> list[tuple[str, dict]]:
+    def read_events(self, after: str, block_ms: int | None = None, count: int = EVENTS_READ) -> list[tuple[str, dict]]:
         """Events after `after` (an event id); waits up to `block_ms` when there are none."""
         answer = self.redis.xread({self.events_key: after}, count=count, block=block_ms)
         return answer[0][1] if answer else []

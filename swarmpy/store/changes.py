@@ -19,6 +19,8 @@ from __future__ import annotations
 import threading
 import time
 
+from swarmpy.store.base import EVENTS_READ, StoreBase
+
 
 class SeenBehaviour:
     """One consumer's memory of the last behaviour each service's events said, in stream order:
@@ -55,20 +57,21 @@ class ReadPace:
         self.interval, self.burst = interval, burst
         self._tokens, self._at = float(burst), time.monotonic()
 
+    def read(self, store: StoreBase, after: str, block_ms: int, stop: threading.Event) -> list[tuple[str, dict]]:
+        """The events after `after` (waiting up to `block_ms` for some), read at this pace: when the
+        reads have run ahead of it, after a wait for the next one's turn (cut short by `stop`)."""
+        self._refill()
+        if self._tokens < 1:
+            stop.wait((1 - self._tokens) * self.interval)
+        events = store.read_events(after, block_ms=block_ms)
+        # a read that came back full leaves a backlog: the next goes at once (a reader catching up
+        # after a stall is not held to the pace)
+        if events and len(events) < EVENTS_READ:
+            self._refill()
+            self._tokens = max(0.0, self._tokens - 1)
+        return events
+
     def _refill(self) -> None:
         now = time.monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._at) / self.interval)
         self._at = now
-
-    def wait(self, stop: threading.Event) -> None:
-        """Before a read: waits, when the reads have run ahead of the pace, for the next one's turn."""
-        self._refill()
-        if self._tokens < 1:
-            stop.wait((1 - self._tokens) * self.interval)
-
-    def found(self, backlog: bool = False) -> None:
-        """After a read that found events; `backlog`: it came back full, and the next read may go
-        at once (a reader catching up after a stall is not held to the pace)."""
-        if not backlog:
-            self._refill()
-            self._tokens = max(0.0, self._tokens - 1)

@@ -90,7 +90,7 @@ class LoopStore:
     def events_missed(self, after: str) -> str | None:
         return self.gaps.pop(0) if self.gaps else None
 
-    def read_events(self, after: str, block_ms=None, count=1000) -> list:
+    def read_events(self, after: str, block_ms=None) -> list:
         self.reads.append(after)
         if len(self.reads) == self.fail_read:
             raise ConnectionError("store away")

@@ -282,7 +282,7 @@ def test_a_load_balancer_builds_its_table_anew_after_a_gap_and_lets_a_relabel_pa
         def events_missed(self, cursor):
             return self.gaps.pop(0) if self.gaps else None
 
-        def read_events(self, cursor, block_ms=None, count=1000):
+        def read_events(self, cursor, block_ms=None):
             if not self.batches:
                 stop.set()
                 return []

@@ -62,7 +62,7 @@ class ScriptedStore:
     def events_missed(self, after: str) -> str | None:
         return after if self.read in self.gap_before and self.read < len(self.batches) else None
 
-    def read_events(self, after: str, block_ms=None, count=1000) -> list:
+    def read_events(self, after: str, block_ms=None) -> list:
         if self.read == len(self.batches):
             self.loop.stop(wait=False)
             return []
