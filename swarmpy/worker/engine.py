@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import docker
 import paramiko
-from docker.transport.sshconn import SSHHTTPAdapter
+import requests
+from docker.transport.sshconn import SSHConnectionPool, SSHHTTPAdapter
 
 from swarmpy.model import Node
 
@@ -102,6 +103,20 @@ def ssh_connect(target: SSHTarget, accept_new_key: bool = False) -> tuple[parami
     return client, f"{key.get_name()} {key.get_base64()}"
 
 
+class NodeConnectionPool(SSHConnectionPool):
+    """The SDK's pool hands out a pooled connection without asking whether it still stands (it
+    skips urllib3's check, which costs a file descriptor per channel). When a node's engine
+    restarts, every pooled `dial-stdio` ends, and each would fail the next request given it: a
+    connection whose channel ended is closed here, so its request opens a new channel."""
+
+    def _get_conn(self, timeout=None):
+        conn = super()._get_conn(timeout)
+        channel = conn.sock
+        if channel is not None and (channel.closed or channel.eof_received or channel.exit_status_ready()):
+            conn.close()
+        return conn
+
+
 class NodeSSHAdapter(SSHHTTPAdapter):
     """The SDK's SSH adapter, with our session instead of ~/.ssh."""
 
@@ -117,10 +132,20 @@ class NodeSSHAdapter(SSHHTTPAdapter):
         pass  # already connected; a broken session makes a new client (see Engines)
 
     def get_connection(self, url, proxies=None):
-        # The SDK keeps one pool per request URL, so every container id or path
-        # opened a new SSH channel and `docker system dial-stdio` (~0.1 s each).
-        # All requests go to one engine: one pool serves them all.
-        return super().get_connection("ssh://node/", proxies)
+        # The SDK keeps one pool per request URL, so every container id or path opened a new SSH
+        # channel and `docker system dial-stdio` (~0.1 s each). All requests go to one engine: one
+        # pool serves them all.
+        with self.pools.lock:
+            pool = self.pools.get("node")
+            if pool is None:
+                if self._session.get_transport() is None:
+                    # closed under a thread still holding this client (Engines dropped it): the
+                    # SDK's pool would fall back to running `ssh node` on this machine
+                    raise requests.exceptions.ConnectionError("the SSH session to the node was closed")
+                pool = NodeConnectionPool(ssh_client=self._session, timeout=self.timeout,
+                                          maxsize=self.max_pool_size)
+                self.pools["node"] = pool
+        return pool
 
 
 def ssh_docker_client(ssh_client: paramiko.SSHClient, timeout: float = 60) -> docker.DockerClient:

@@ -65,7 +65,8 @@ def _with_retries(task_id: str, node_id: str, action):
             if not _transient(e) or pause is None:
                 raise
             log.info("task %s: %s; retrying in %.1fs", task_id, _explain(e), pause)
-            ctx.engines.drop(node_id)
+            if not isinstance(e, APIError):  # the connection broke, not the engine's answer
+                ctx.engines.drop(node_id)  # (a drop ends every stream other jobs have open there)
             time.sleep(pause)
 
 

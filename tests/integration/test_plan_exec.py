@@ -3,10 +3,12 @@ takes in the tasks that start after it began. Asserted on the engines."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -218,21 +220,40 @@ def test_a_logs_follow_that_ends_closes_its_streams_of_quiet_tasks(cluster):
                 "sh", "-c", "echo hello; sleep 15; echo late; echo later; exec sleep 3600")
     process = None
     try:
-        before = engine_connections(cluster, "node2")
         process, lines = follow(cluster, "service", "logs", "-f", "plx_quiet")
         wait_for(lambda: sum("hello" in line for line in list(lines)) == 2, 30, what="both tasks' first line")
-        streams = engine_connections(cluster, "node2") - before  # the two streams (other work may open more)
-        assert len(streams) >= 2
+        # the two streams are among these: new connections, or idle ones the pool gave them
+        open_now = engine_connections(cluster, "node2")
         process.terminate()
         process.wait(10)
         # their next lines, 15 s after the first, go to a client that has gone; then they are quiet
-        wait_for(lambda: len(streams - engine_connections(cluster, "node2")) >= 2, 40,
-                 what=lambda: f"the two streams to close (of {sorted(streams)}, "
-                              f"{sorted(streams & engine_connections(cluster, 'node2'))} still open)")
+        wait_for(lambda: len(open_now - engine_connections(cluster, "node2")) >= 2, 40,
+                 what=lambda: f"the two streams to close (of {sorted(open_now)}, "
+                              f"{sorted(open_now & engine_connections(cluster, 'node2'))} still open)")
     finally:
         if process is not None and process.poll() is None:
             process.kill()
         cluster.cli("service", "rm", "plx_quiet", check=False)
+
+
+def test_logs_right_after_a_nodes_engine_connections_ended_show_every_task(cluster):
+    """When a node's engine restarts, the `docker system dial-stdio` behind each of the worker's
+    pooled connections to it ends. The SDK's pool handed them out as they were, and the requests
+    given them failed: a task's logs said `(no logs: ... Socket is closed)`."""
+    cluster.cli("service", "create", "--name", "plx_ended", "--replicas", "4", "--constraint", "node.hostname==node2",
+                "--stop-grace-period", "1s", "swarmpy/busybox:latest", "sh", "-c", "echo hello; exec sleep 3600")
+    try:
+        def hellos():
+            lines = cluster.cli("service", "logs", "plx_ended", timeout=30).stdout.splitlines()
+            return sorted(line.split("@")[0] for line in lines if line.endswith("| hello")), lines
+        wait_for(lambda: len(hellos()[0]) == 4, 30, what="every task's line")
+        for pid in engine_connections(cluster, "node2"):  # as an engine restart ends them
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        heard, lines = hellos()
+        assert heard == [f"plx_ended.{slot}" for slot in (1, 2, 3, 4)], lines
+    finally:
+        cluster.cli("service", "rm", "plx_ended", check=False)
 
 
 def test_many_logs_follow_do_not_hold_up_task_starts(cluster):
