@@ -44,6 +44,14 @@ def _never_connected(error: requests.ConnectionError) -> bool:
     return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
 
 
+def _frames(response: requests.Response) -> Iterator[dict]:
+    """A streamed answer's frames, one JSON object a line, without the beats of silent spells."""
+    with response:
+        for line in response.iter_lines():
+            if line and (frame := json_loads(line)) != {"beat": 1}:
+                yield frame
+
+
 def _deploy_body(stack: dict, objects: dict | None, prune: bool) -> dict:
     return {"stack": stack, "objects": objects or {}, "prune": prune}
 
@@ -219,8 +227,8 @@ class Client:
         params = {"follow": "1" if follow else "0", "tail": tail, "timestamps": "1" if timestamps else "0"}
         response = self.request("GET", f"/services/{quote(ref, safe='')}/logs", params=params,
                                 timeout=None if follow else self.timeout, stream=True)
-        with response:
-            yield from response.iter_lines(decode_unicode=True)
+        for frame in _frames(response):
+            yield frame["line"]
 
     def exec_start(self, ref: str, cmd: list[str], slot: int | None = None, tty: bool = False,
                    stdin: bool = False, size: tuple[int, int] | None = None) -> dict:
@@ -232,10 +240,7 @@ class Client:
     def exec_output(self, exec_id: str) -> Iterator[dict]:
         """The exec's frames as they come ({out|err: base64}; the last {exit: code} or {error: why})."""
         response = self.request("GET", f"/exec/{quote(exec_id, safe='')}", timeout=None, stream=True)
-        with response:
-            for line in response.iter_lines():
-                if line:
-                    yield json_loads(line)
+        yield from _frames(response)
 
     def exec_input(self, exec_id: str, data: bytes = b"", eof: bool = False,
                    size: tuple[int, int] | None = None) -> None:

@@ -52,8 +52,6 @@ def run(client, ref: str, slot: int | None, command: list[str], interactive: boo
             if "error" in frame:
                 print(f"error: {frame['error']}", file=sys.stderr)
                 return EXIT_CANNOT_EXEC
-            if "beat" in frame:
-                continue
             out = sys.stdout if "out" in frame else sys.stderr
             out.buffer.write(base64.b64decode(frame.get("out") or frame.get("err") or ""))
             out.buffer.flush()

@@ -540,7 +540,7 @@ def create_app(ctx: ManagerContext) -> Flask:
         if tail != "all":
             tail = str(_number("tail", 0, 0, 10_000_000))
         lines = node_ops.stream_logs(ctx, service, follow=follow, tail=tail, timestamps=timestamps)
-        return Response(stream_with_context(lines), mimetype="text/plain")
+        return Response(stream_with_context(lines), mimetype="application/x-ndjson")
 
     @app.post("/services/<ref>/exec")
     def exec_in_service(ref):

@@ -11,18 +11,16 @@ has to pass the proxies and TLS the API already passes.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
 
+from swarmpy.manager import frames
 from swarmpy.manager.context import ManagerContext
 from swarmpy.model import DesiredState, Service, TaskState
 from swarmpy.model.bodies import ExecInput, ExecStart
 
 START_TIMEOUT = 30.0  # a job that has not opened the exec by then is not coming (no worker reaches the node)
-# a silent exec still writes this often: a write is how a client that went is noticed (and its exec ended)
-BEAT = 15.0
 
 
 class ExecError(Exception):
@@ -58,28 +56,27 @@ def output(ctx: ManagerContext, exec_id: str) -> Iterator[str]:
     """The exec's frames, one JSON object a line: {"out"|"err": base64}, {"beat": 1} when silent,
     then {"exit": code} or {"error": why}. Leaving early (the client went) ends the exec's session."""
     store, cursor, started, deadline = ctx.store, "0-0", False, time.monotonic() + START_TIMEOUT
-    said = time.monotonic()
+    beat = frames.Beat()
     try:
         while True:
-            frames = store.read_exec(exec_id, "out", cursor, block_ms=1000)
-            if not frames and time.monotonic() - said > BEAT:
-                said = time.monotonic()
-                yield '{"beat": 1}\n'
-            for entry_id, entry in frames:
-                said = time.monotonic()
+            entries = store.read_exec(exec_id, "out", cursor, block_ms=1000)
+            if not entries and beat.due():
+                yield frames.BEAT_FRAME
+            for entry_id, entry in entries:
+                beat.said()
                 cursor = entry_id
                 if "started" in entry:
                     started = True
                     continue
                 if "exit" in entry:
-                    yield json.dumps({"exit": int(entry["exit"])}) + "\n"
+                    yield frames.frame(exit=int(entry["exit"]))
                     return
-                yield json.dumps(entry) + "\n"
+                yield frames.frame(**entry)
                 if "error" in entry:
                     return
             if not started and time.monotonic() > deadline:
-                yield json.dumps({"error": f"no worker opened the exec within {START_TIMEOUT:.0f} s "
-                                           "(is `swarmpy worker` running and reaching the node?)"}) + "\n"
+                yield frames.frame(error=f"no worker opened the exec within {START_TIMEOUT:.0f} s "
+                                         "(is `swarmpy worker` running and reaching the node?)")
                 return
             if store.exec_record(exec_id) is None:  # expired
                 return

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
+from swarmpy.manager import frames
 from swarmpy.manager.context import ManagerContext
 from swarmpy.model import Node, NodeStatus, Service, new_id
 from swarmpy.store import NotFound, replication
@@ -188,7 +189,8 @@ def _on_host(ctx: ManagerContext, node: Node, job: str, doing: str) -> dict:
 
 def stream_logs(ctx: ManagerContext, service: Service, follow: bool, tail: str,
                 timestamps: bool) -> Iterator[str]:
-    """The service's logs from every task, each line prefixed `web.2@node3 |`.
+    """The service's logs from every task as frames (`frames`): {"line": "web.2@node3 | ..."}, and
+    beats while nothing comes (how a follow notices that its client went).
 
     One job per node reads its tasks' containers over that node's connection
     and appends lines to a Redis stream this generator forwards. Following,
@@ -215,15 +217,19 @@ def stream_logs(ctx: ManagerContext, service: Service, follow: bool, tail: str,
 
     read_nodes(store.tasks_of_service(service.id), tail)
     ended: set[str] = set()  # a node's job that ended is not started again
-    cursor, checked = "0-0", time.monotonic()
+    cursor, checked, beat = "0-0", time.monotonic(), frames.Beat()
     try:
         while pending - ended or follow:
-            for entry_id, entry in store.read_log_lines(request_id, cursor, block_ms=1000):
+            entries = store.read_log_lines(request_id, cursor, block_ms=1000)
+            if not entries and beat.due():
+                yield frames.BEAT_FRAME
+            for entry_id, entry in entries:
                 cursor = entry_id
                 if entry.get("end"):
                     ended.add(entry["end"])
                 else:
-                    yield entry["line"]
+                    beat.said()
+                    yield frames.frame(line=entry["line"].removesuffix("\n"))
             if follow and time.monotonic() - checked > 1.0:
                 checked = time.monotonic()
                 try:

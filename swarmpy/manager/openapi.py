@@ -93,9 +93,10 @@ OPERATIONS = (
               tags=("services",)),
     Operation("delete", "/services/{ref}", "Remove a service", params=REF, tags=("services",)),
     Operation("get", "/services/{ref}/tasks", "A service's tasks", params=REF, tags=("services",)),
-    Operation("get", "/services/{ref}/logs", "A service's logs (text)", params=REF + (
+    Operation("get", "/services/{ref}/logs", "A service's logs: one JSON frame a line ({line: text}, "
+              "{beat: 1} when silent)", params=REF + (
         _flag("follow", "keep streaming"), _flag("timestamps", "prefix each line with its time"),
-        Param("tail", {"type": "string", "pattern": "^(all|[0-9]{1,8})$"})), content="text/plain",
+        Param("tail", {"type": "string", "pattern": "^(all|[0-9]{1,8})$"})), content="application/x-ndjson",
               tags=("services",)),
     Operation("post", "/services/{ref}/exec", "Open an exec of a command in a running task of the service",
               params=REF, body=bodies.ExecStart, created=True, tags=("services",)),

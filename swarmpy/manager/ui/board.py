@@ -7,6 +7,7 @@ changes the cluster under the CLI's rules (scale limits, versions, modes), writt
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 from urllib.parse import quote
@@ -90,7 +91,8 @@ def service(store: Store, ref: str) -> dict:
 
 def logs(store: Store, ref: str) -> str:
     answer = call(store, "GET", f"/services/{quoted(ref)}/logs", tail=str(LOG_LINES))
-    return answer.get_data(as_text=True)
+    frames = (json.loads(line) for line in answer.get_data(as_text=True).splitlines())
+    return "".join(frame["line"] + "\n" for frame in frames if "line" in frame)
 
 
 def quoted(ref: str) -> str:
