@@ -13,21 +13,21 @@ from swarmpy.model import Network, Service, behaviour_of
 from swarmpy.store.base import Conflict, NotFound, StoreBase, _dumps
 from swarmpy.store.networks import overlapping
 
-# A stack's write in one round trip: what the deploy was planned on is checked, and only then are
-# its writes made (a script runs alone: nothing comes between). It checks exactly what the plan
+# A stack's write (or one service's, `put_service`) in one round trip: what the deploy was planned
+# on is checked, and only then are its writes made (a script runs alone: nothing comes between). It checks exactly what the plan
 # read, where a WATCH on the services hash failed for any service written anywhere meanwhile (any
 # other stack's deploy). KEYS: services, service names, service ports, networks, stacks. ARGV: the
-# stack's name and its record as read ('' for none); then counted lists: services read (id,
+# stack's name ('' for no check of a stack) and its record as read ('' for none); then counted lists: services read (id,
 # version), new services (name, id), networks joined (id, name), the stack's service names,
 # published ports claimed ("port/protocol"), and the writes (each: its length, then the command).
 # A refusal returns what failed; success returns 'ok' and how many replicas the master has (the
 # API waits for one when there are some: asking apart was a round trip more per deploy).
-_STACK_WRITE_SCRIPT = """
+_GUARDED_WRITE_SCRIPT = """
 local i = 0
 local function take() i = i + 1 return ARGV[i] end
 local stack = take()
 local was = take()
-if (redis.call('HGET', KEYS[5], stack) or '') ~= was then return {'stack'} end
+if stack ~= '' and (redis.call('HGET', KEYS[5], stack) or '') ~= was then return {'stack'} end
 for _ = 1, tonumber(take()) do
   local id = take()
   local version = take()
@@ -98,8 +98,8 @@ class ServiceRecords(StoreBase):
     """Keys: stacks, services, services:removed, service:names, service:ports, service:update."""
 
     @functools.cached_property
-    def _stack_write(self):
-        return self.redis.register_script(_STACK_WRITE_SCRIPT)
+    def _guarded_script(self):
+        return self.redis.register_script(_GUARDED_WRITE_SCRIPT)
 
     def _services_key(self) -> str:
         return self.key("services")
@@ -214,33 +214,24 @@ class ServiceRecords(StoreBase):
         joined network was removed, or a new network's name or subnet was taken meanwhile.
         Returns how many replicas the store's master had as it wrote.
         """
-        record = self.redis.pipeline(transaction=False)  # the writes, recorded, never sent as such
-        self.add_networks(networks, record)
-        record.hset(self.key("stacks"), stack["name"], _dumps(stack))
-        for s in changed:
-            self._put_service(s, "update" if s.id in expected else "create", record)
-        for s in removed:
-            self._remove_service(s, record)
-        self.publish("stack", "update", stack["name"], pipeline=record)
-        writes = [args for args, _ in record.command_stack]
-        record.reset()
+        def write(p) -> None:
+            self.add_networks(networks, p)
+            p.hset(self.key("stacks"), stack["name"], _dumps(stack))
+            for s in changed:
+                self._put_service(s, "update" if s.id in expected else "create", p)
+            for s in removed:
+                self._remove_service(s, p)
+            self.publish("stack", "update", stack["name"], pipeline=p)
+        writes = self._recorded(write)
 
         read = {**expected, **{s.id: s.version for s in removed}}
         new = [s for s in changed if s.id not in expected]
         made = {n.id for n in networks}
         joined = {sn.id: sn.name for s in changed for sn in s.networks if sn.id not in made}
-        claims = [f"{port}/{protocol}" for s in changed for port, protocol in _ingress_ports(s)]
-        args = [stack["name"], stack_was or "",
-                len(read), *[v for sid, version in read.items() for v in (sid, version)],
-                len(new), *[v for s in new for v in (s.name, s.id)],
-                len(joined), *[v for item in joined.items() for v in item],
-                len(changed) + len(removed), *[s.name for s in changed + removed],
-                len(claims), *claims,
-                len(writes), *[v for command in writes for v in (len(command), *command)]]
-        keys = [self._services_key(), self.key("service", "names"), self.key("service", "ports"),
-                self._networks_key(), self.key("stacks")]
+        keys, args = self._guarded_args(stack["name"], stack_was or "", read, new, joined, changed + removed,
+                                        changed, writes)
         if not networks:  # most deploys, redeploys all: one round trip
-            return _written(self._stack_write(keys=keys, args=args))
+            return _written(self._guarded_script(keys=keys, args=args))
         with self.redis.pipeline(transaction=True) as p:  # subnets are checked here: under a WATCH
             p.watch(*self.network_keys())
             present = self.list_networks()
@@ -250,12 +241,40 @@ class ServiceRecords(StoreBase):
                     p.reset()
                     raise Conflict(f"network {n.name} clashes with network {clash.name} made meanwhile")
             p.multi()
-            p.eval(_STACK_WRITE_SCRIPT, len(keys), *keys, *args)
+            p.eval(_GUARDED_WRITE_SCRIPT, len(keys), *keys, *args)
             try:
                 answer, = p.execute()
             except redis.WatchError as e:
                 raise Conflict("a network was made or removed while the stack was written; try again") from e
         return _written(answer)
+
+    def _recorded(self, write) -> list[tuple]:
+        """The commands `write(pipeline)` makes, recorded on a pipeline that is never sent (the
+        script makes them)."""
+        record = self.redis.pipeline(transaction=False)
+        write(record)
+        commands = [args for args, _ in record.command_stack]
+        record.reset()
+        return commands
+
+    def _guarded_args(self, stack: str, stack_was: str, read: dict[str, int], new: list[Service],
+                      joined: dict[str, str], ours: list[Service], claiming: list[Service],
+                      writes: list[tuple]) -> tuple[list[str], list]:
+        """The keys and arguments of `_GUARDED_WRITE_SCRIPT`: `writes` are made if the stack's record
+        (unless `stack` is ""), the services `read` (id -> version) and the networks `joined` (id ->
+        name) are as they were, no other service took a `new` one's name, and the ports `claiming`
+        publish are free or held by `ours`."""
+        claims = [f"{port}/{protocol}" for s in claiming for port, protocol in _ingress_ports(s)]
+        args = [stack, stack_was,
+                len(read), *[v for sid, version in read.items() for v in (sid, version)],
+                len(new), *[v for s in new for v in (s.name, s.id)],
+                len(joined), *[v for item in joined.items() for v in item],
+                len(ours), *[s.name for s in ours],
+                len(claims), *claims,
+                len(writes), *[v for command in writes for v in (len(command), *command)]]
+        keys = [self._services_key(), self.key("service", "names"), self.key("service", "ports"),
+                self._networks_key(), self.key("stacks")]
+        return keys, args
 
     def add_service(self, service: Service) -> None:
         """Write a new service of no stack (`service create`). Conflict, with nothing written, when
@@ -280,20 +299,20 @@ class ServiceRecords(StoreBase):
                 raise Conflict("the cluster's services changed while the service was written; try again") from e
 
     def put_service(self, service: Service, expected_version: int) -> None:
-        """Replace a service's record if it is still at `expected_version` (the caller bumps `version`)."""
-        key = self._services_key()
-        old = self._get_raw(key, service.id)
-        if old is None:
-            raise NotFound(f"service {service.name} not found")
-        if json.loads(old)["version"] != expected_version:
+        """Replace a service's record if it is still at `expected_version` (the caller bumps
+        `version`): with its ports index and its event, at once. Conflict, with nothing written,
+        when it moved on or a port it publishes was published by another service meanwhile (a
+        rollback to a port taken since, two updates publishing one port)."""
+        writes = self._recorded(lambda p: self._put_service(service, "update", p))
+        keys, args = self._guarded_args("", "", {service.id: expected_version}, [], {}, [service], [service], writes)
+        answer = self._guarded_script(keys=keys, args=args)
+        if answer[0] == "version":
+            if self._get_raw(self._services_key(), service.id) is None:
+                raise NotFound(f"service {service.name} not found")
             raise Conflict(f"service {service.name} changed since version {expected_version}")
-        record = service.to_dict()
-        event = {"kind": "service", "action": "update", "id": service.id, **_event_fields(service, record)}
-        if not self._cas(key, service.id, old, _dumps(record), event):
-            raise Conflict(f"service {service.name} changed concurrently")
-        with self.redis.pipeline(transaction=False) as p:
-            self._index_ports(service, p)
-            p.execute()
+        if answer[0] == "port":
+            raise Conflict(f"port {answer[1]} was published by service {answer[2]} meanwhile; try again")
+        _written(answer)
 
     def _put_service(self, service: Service, action: str, p) -> None:
         """A service's record, name and ports, and its event (in `p`, a pipeline)."""

@@ -14,14 +14,16 @@ from swarmpy.store import Store
 
 
 @pytest.fixture(scope="module")
-def store():
+def store(tmp_path_factory):
     if not shutil.which("redis-server"):
         pytest.skip("needs redis-server (run scripts/setup.sh)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # a directory of its own: a replica's full sync writes dump.rdb in it, and a server loads one it finds
     server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
+                               "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
+                              stdout=subprocess.DEVNULL)
     try:
         connection = redis.Redis(port=port, decode_responses=True)
         for _ in range(100):
@@ -283,6 +285,40 @@ def test_a_stack_write_checks_what_it_was_planned_on_and_writes_nothing_when_ref
     assert store.get_service("o1", removed=True).name == "ot_api" and store.service_id_by_name("ot_api") is None
 
 
+def test_one_services_write_takes_no_port_another_holds_and_indexes_its_ports_with_the_record(store):
+    """`service update --publish`, a scale, a rollback: one service's write. Its ports index was
+    written after its record, and a port another service held was not checked: two updates (or a
+    rollback to a port taken since) could both publish one port."""
+    from swarmpy.model import Port, Service, ServiceSpec
+    from swarmpy.store import Conflict, NotFound
+    store.flush()
+
+    def service(id, name, version=1, published=()):
+        return Service(id=id, stack="", name=name, version=version, spec=ServiceSpec(
+            name=name, image="busybox", ports=[Port(target=80, published=p) for p in published]))
+    store.add_service(service("a", "api", published=[8080]))
+    store.add_service(service("b", "web"))
+    assert store.published_ports() == {(8080, "tcp"): "api"}
+
+    events = store.redis.xlen(store.events_key)
+    with pytest.raises(Conflict, match="port 8080/tcp was published by service api meanwhile"):
+        store.put_service(service("b", "web", 2, [8080]), 1)
+    assert store.get_service("b").version == 1 and store.published_ports() == {(8080, "tcp"): "api"}
+    assert store.redis.xlen(store.events_key) == events  # nothing written, no event
+    with pytest.raises(Conflict, match="service web changed since version 7"):
+        store.put_service(service("b", "web", 8, [9090]), 7)
+    with pytest.raises(NotFound):
+        store.put_service(service("nope", "nope", 2), 1)
+
+    store.put_service(service("a", "api", 2, [8080, 8081]), 1)  # its own port stays its own
+    store.put_service(service("b", "web", 2, [9090]), 1)
+    assert store.published_ports() == {(8080, "tcp"): "api", (8081, "tcp"): "api", (9090, "tcp"): "web"}
+    assert store.redis.xlen(store.events_key) == events + 2
+    store.put_service(service("a", "api", 3), 2)  # gives them up: another may take them
+    store.put_service(service("b", "web", 3, [8080]), 2)
+    assert store.published_ports() == {(8080, "tcp"): "web"} and store.get_service("b").version == 3
+
+
 def test_services_are_read_live_or_as_the_tombstones_of_removed_ones(store):
     from swarmpy.model import Service, ServiceSpec
     kept, gone = (Service(id=i, stack="tomb", name=f"tomb_{i}", spec=ServiceSpec(name=i, image="busybox"))
@@ -316,7 +352,7 @@ def test_what_a_deploy_is_planned_on_is_read_in_one_script(store):
         assert nothing.published == facts.published
 
 
-def test_a_stack_write_counts_the_replicas_that_the_api_then_waits_for(store):
+def test_a_stack_write_counts_the_replicas_that_the_api_then_waits_for(store, tmp_path):
     from swarmpy.model import Service, ServiceSpec
     one = Service(id="r1", stack="rep", name="rep_one", spec=ServiceSpec(name="one", image="busybox"))
     assert store.write_stack({"name": "rep", "services": ["r1"]}, [one], [], {}) == 0
@@ -325,7 +361,8 @@ def test_a_stack_write_counts_the_replicas_that_the_api_then_waits_for(store):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     replica = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no", "--replicaof", "127.0.0.1", str(master_port)],
+                                "--appendonly", "no", "--replicaof", "127.0.0.1", str(master_port),
+                                "--dir", str(tmp_path)],
                                stdout=subprocess.DEVNULL)
     try:
         wait_until(lambda: store.redis.info("replication")["connected_slaves"] == 1, 10)
