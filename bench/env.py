@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from swarmpy import lab as swarmpy_lab
 from tests.integration.cluster import Cluster
 
 LAB = "bench"
+ADDR_POOL = "10.64.0.0/12"  # swarmpy's networks: Docker Swarm's on the lab are 10.0.x, labs 10.100-249
 IMAGE = "swarmpy/busybox:latest"
 SWARM_IMAGE = "127.0.0.1:5999/busybox:latest"
 LOCAL = "unix:///var/run/docker.sock"
@@ -88,11 +90,16 @@ class Env:
         if self._cluster is None:
             state = Path(tempfile.mkdtemp(prefix="swarmpy-bench-"))
             self._stack.callback(shutil.rmtree, state, True)
-            cluster = Cluster(self.lab, state)
+            # an address pool of its own, as two orchestrators on the same engines need: Docker
+            # Swarm's there is 10.0.0.0/8, the default of both. (A full run stopped when a network of
+            # swarmpy's could not be made on node2, "Pool overlaps", right after Swarm's figure.)
+            cluster = Cluster(self.lab, state, addr_pool=ADDR_POOL)
 
             def stop(exc_type, exc, tb) -> bool:
                 # a figure that failed leaves the cluster's logs behind (the state dir goes)
                 kept = state.with_name(f"{state.name}-logs") if exc_type is not None else None
+                if kept is not None:
+                    self._keep_engines(kept)
                 cluster.stop(keep_logs=kept)
                 if kept is not None:
                     print(f"bench: the cluster's logs are kept in {kept}", file=sys.stderr)
@@ -101,6 +108,19 @@ class Env:
             cluster.start()
             self._cluster = cluster
         return self._cluster
+
+    def _keep_engines(self, folder: Path) -> None:
+        """What each lab engine had when a figure failed: its networks (with their endpoints) and
+        its containers, as the engine's API gives them."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for node in self.lab.nodes:
+            try:
+                api = self.engine(node.docker_host).api
+                seen = {"networks": [api.inspect_network(n["Id"]) for n in api.networks()],
+                        "containers": api.containers(all=True)}
+                (folder / f"engine-{node.name}.json").write_text(json.dumps(seen, indent=1))
+            except Exception as e:  # noqa: BLE001 - what can be kept is kept
+                print(f"bench: cannot read {node.name}'s engine: {e}", file=sys.stderr)
 
     @property
     def lab_swarm(self) -> str:

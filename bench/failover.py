@@ -17,7 +17,7 @@ from pathlib import Path
 import redis
 
 from bench.common import BenchError, Figure, wait_until
-from bench.env import Env, sh
+from bench.env import ADDR_POOL, Env, sh
 from swarmpy import bootstrap
 from swarmpy.lab import engine as lab_engine
 from swarmpy.settings import StateDir
@@ -34,7 +34,7 @@ def swarmpy_loss(env: Env) -> tuple[float, float, int, int]:
     lab = env.lab
     node1, node2 = lab.node("node1"), lab.node("node2")
     state = Path(tempfile.mkdtemp(prefix="swarmpy-bench-ha-"))
-    cluster = Cluster(lab, state)
+    cluster = Cluster(lab, state, addr_pool=ADDR_POOL)
     api1 = None
     try:
         cluster.start()

@@ -65,7 +65,7 @@ def routes_of(service: Service, tasks: list[Task], down_nodes: frozenset[str] = 
     needs_health = has_healthcheck(service.spec)
     routes = []
     for p in service.spec.ports:
-        if p.mode != "ingress" or not p.published:
+        if not p.through_mesh:
             continue
         route = Route(port=p.published, protocol=p.protocol, service_id=service.id, service_name=service.name,
                       target=p.target, strategy=strategy, proxy_protocol=proxy, path=path)

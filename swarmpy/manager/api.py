@@ -473,7 +473,7 @@ def create_app(ctx: ManagerContext) -> Flask:
         if not serving:
             return True
         return not store.routes_behind(max(t.updated_at for t in serving), {n.id for n in service.networks},
-                                       any(p.mode == "ingress" and p.published for p in service.spec.ports))
+                                       any(p.through_mesh for p in service.spec.ports))
 
     def service_endpoint(service: Service) -> dict:
         """Its VIP on each network (Swarm's `Endpoint.VirtualIPs`) and the addresses behind it."""

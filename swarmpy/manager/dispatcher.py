@@ -70,8 +70,8 @@ class JobQueues:
             if exists:
                 try:
                     Job.fetch(jid, connection=self.connection, serializer=JSONSerializer).delete()
-                except NoSuchJobError:
-                    pass
+                except (NoSuchJobError, ValueError):  # ValueError: rq found one of its executions gone
+                    pass  # meanwhile (its worker ended it); enqueuing writes the job anew all the same
         # Interleaved by node and not in a MULTI: Redis hands each push to a waiting worker
         # as it comes, so the idle workers spread over the nodes instead of all taking the
         # queue that was pushed first.

@@ -61,7 +61,7 @@ def assign_published_ports(stack_name: str, stack: StackSpec, existing: dict[str
     problems = []
     for name, svc in stack.services.items():
         for i, p in enumerate(svc.ports):
-            if p.mode != "ingress" or p.published is None:
+            if not p.through_mesh:
                 continue
             owner = taken.get((p.published, p.protocol))
             if owner and owner != full_name(stack_name, name):
@@ -72,7 +72,7 @@ def assign_published_ports(stack_name: str, stack: StackSpec, existing: dict[str
     for name, svc in stack.services.items():
         before = existing.get(full_name(stack_name, name))
         kept = {(p.target, p.protocol): p.published for p in (before.spec.ports if before else [])
-                if p.mode == "ingress" and p.published}
+                if p.through_mesh}
         for p in svc.ports:
             if p.mode == "ingress" and p.published is None:
                 reuse = kept.get((p.target, p.protocol))

@@ -15,6 +15,11 @@ class Port(Serializable):
     protocol: str = "tcp"  # tcp | udp
     mode: str = "ingress"  # ingress (through the mesh) | host (the task's node only)
 
+    @property
+    def through_mesh(self) -> bool:
+        """Published on every load balancer's address (an ingress port the cluster has given a number)."""
+        return self.mode == "ingress" and bool(self.published)
+
 
 @dataclass
 class Mount(Serializable):

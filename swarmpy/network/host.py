@@ -10,6 +10,7 @@ the SSH session; nothing is left running on the host.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import secrets
@@ -106,14 +107,14 @@ def docker_networks(client, cluster_id: str) -> dict[str, dict]:
 def engine_subnets(client, cluster_id: str) -> set[str]:
     """Subnets of the engine's networks that are not this cluster's: a network of ours may not
     overlap them (the engine would refuse it)."""
-    out = set()
-    for n in client.api.networks():
-        if (n.get("Labels") or {}).get(names.LABEL_CLUSTER) == cluster_id:
-            continue
-        for config in (n.get("IPAM") or {}).get("Config") or []:
-            if config.get("Subnet") and ":" not in config["Subnet"]:
-                out.add(config["Subnet"])
-    return out
+    return {subnet for n in client.api.networks() if (n.get("Labels") or {}).get(names.LABEL_CLUSTER) != cluster_id
+            for subnet in _subnets(n)}
+
+
+def _subnets(network: dict) -> list[str]:
+    """An engine network's IPv4 subnets."""
+    return [c["Subnet"] for c in (network.get("IPAM") or {}).get("Config") or []
+            if c.get("Subnet") and ":" not in c["Subnet"]]
 
 
 def create_docker_network(client, network: Network, cluster_id: str) -> None:
@@ -137,20 +138,60 @@ def create_docker_network(client, network: Network, cluster_id: str) -> None:
                                   internal=network.internal, labels=labels, check_duplicate=True)
     except APIError as e:
         if e.status_code != 409:
-            raise HostError(f"cannot create network {name}: {e.explanation or e}") from e
+            holders = _overlapping(client, network.subnet)
+            raise HostError(f"cannot create network {name}: {e.explanation or e}"
+                            + (f" ({', '.join(holders)} on the engine)" if holders else "")) from e
+
+
+def _overlapping(client, subnet: str) -> list[str]:
+    """The engine's networks whose subnet overlaps `subnet`, named with it."""
+    wanted = ipaddress.ip_network(subnet)
+    return [f"{n['Name']} {theirs}" for n in client.api.networks() for theirs in _subnets(n)
+            if ipaddress.ip_network(theirs, strict=False).overlaps(wanted)]
 
 
 def remove_docker_network(client, network_id: str) -> bool:
-    """True when it is gone; False while containers still use it."""
+    """True when it is gone; False while containers still use it. An endpoint whose container is
+    gone is removed first, as `docker network disconnect -f` does: after a quick kill and removal
+    the engine now and then keeps one, and refused to remove the network for good ("has active
+    endpoints", with nothing attached), so a new network given its subnet could never be made."""
+    for attempt in range(2):
+        try:
+            client.api.remove_network(network_id)
+        except NotFound:
+            pass
+        except APIError as e:
+            if "active endpoints" not in str(e) and e.status_code != 403:
+                raise
+            stale = _stale_endpoints(client, network_id)
+            if attempt or not stale:
+                return False
+            for name in stale:
+                log.warning("network %s: removing the endpoint %s, whose container is gone", network_id, name)
+                with contextlib.suppress(NotFound):
+                    client.api.disconnect_container_from_network(name, network_id, force=True)
+            continue
+        return True
+    return False
+
+
+def _stale_endpoints(client, network_id: str) -> list[str]:
+    """The names of the network's endpoints whose container no longer exists (the engine lists
+    one it has no container for as `ep-<id>`)."""
     try:
-        client.api.remove_network(network_id)
+        attached = client.api.inspect_network(network_id).get("Containers") or {}
     except NotFound:
-        pass
-    except APIError as e:
-        if "active endpoints" in str(e) or e.status_code == 403:
-            return False
-        raise
-    return True
+        return []
+    stale = []
+    for key, endpoint in attached.items():
+        try:
+            if not key.startswith("ep-"):
+                client.api.inspect_container(key)
+                continue
+        except NotFound:
+            pass
+        stale.append(endpoint.get("Name") or key)
+    return stale
 
 
 # ---------------------------------------------------------------------- the host's own resolvers

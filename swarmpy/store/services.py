@@ -76,7 +76,7 @@ def _event_fields(service: Service, record: dict) -> dict[str, Any]:
 
 def _ingress_ports(service: Service) -> list[tuple[int, str]]:
     """(port, protocol) of each port the service publishes through the mesh."""
-    return [(x.published, x.protocol) for x in service.spec.ports if x.mode == "ingress" and x.published]
+    return [(x.published, x.protocol) for x in service.spec.ports if x.through_mesh]
 
 
 def _written(answer: list) -> int:

@@ -43,8 +43,8 @@ def wait_for(check, timeout: float = 30, interval: float = 0.2, what="condition"
 
 
 class Cluster:
-    def __init__(self, lab: swarmpy_lab.Lab, state_dir: Path):
-        self.lab, self.state_dir = lab, state_dir
+    def __init__(self, lab: swarmpy_lab.Lab, state_dir: Path, addr_pool: str | None = None):
+        self.lab, self.state_dir, self.addr_pool = lab, state_dir, addr_pool
         self.api_port = free_port()
         self.env = {**os.environ, "SWARMPY_STATE_DIR": str(state_dir)}
         self.env.pop("SWARMPY_HOST", None)
@@ -75,7 +75,8 @@ class Cluster:
     # ---------------------------------------------------------------- set-up
 
     def start(self) -> None:
-        self.cli("init", "--advertise-addr", self.lab.host_address, "--api-port", str(self.api_port))
+        self.cli("init", "--advertise-addr", self.lab.host_address, "--api-port", str(self.api_port),
+                 *(("--default-addr-pool", self.addr_pool) if self.addr_pool else ()))
         for node in self.lab.nodes[:3]:
             self.add_lab_node(self.lab, node, zone=ZONES[node.name])
         local = next(n for n in self.json("node", "ls") if n["role"] == "manager")
