@@ -6,6 +6,7 @@ themselves list every container running."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -13,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import docker
 from docker.types import IPAMConfig, IPAMPool
 
 from bench.common import BenchError, Figure, wait_until
@@ -74,7 +76,8 @@ def time_swarm(env: Env, manager: str, hosts: list[str], path: Path, replicas: i
     return took
 
 
-RAW_NETWORK, RAW_SUBNET = "swarmpy-bench-raw", "10.251.0.0/24"
+RAW_NETWORK = "swarmpy-bench-raw"
+_RAW_RUNS = itertools.count(1)
 
 
 def time_raw(env: Env, hosts: list[str], replicas: int, in_flight: int) -> float:
@@ -83,19 +86,23 @@ def time_raw(env: Env, hosts: list[str], replicas: int, in_flight: int) -> float
     and in Swarm): a container on a user-defined network costs its engine about a quarter more than
     one on the default bridge (Docker's embedded DNS, among others)."""
     per_host = replicas // len(hosts)
+    # a network of its own each run: the engine now and then refuses to remove one whose containers
+    # it has just removed ("has active endpoints", none attached), and its subnet stays taken
+    run = next(_RAW_RUNS)
+    name, prefix = f"{RAW_NETWORK}-{run}", f"10.251.{run}"
 
     def create(host_index: int, i: int) -> None:
         api = env.engine(hosts[host_index]).api
-        config = api.create_host_config(restart_policy={"Name": "no"}, network_mode=RAW_NETWORK)
-        networking = {"EndpointsConfig": {RAW_NETWORK: {"IPAMConfig": {"IPv4Address": f"10.251.0.{10 + i}"}}}}
+        config = api.create_host_config(restart_policy={"Name": "no"}, network_mode=name)
+        networking = {"EndpointsConfig": {name: {"IPAMConfig": {"IPv4Address": f"{prefix}.{10 + i}"}}}}
         cid = api.create_container(IMAGE, command=["sh", "-c", "exec httpd -f -p 80 -h /www"],
                                    labels={RAW_LABEL: "1"}, host_config=config, stop_timeout=1,
                                    networking_config=networking)["Id"]
         api.start(cid)
 
     def network(host: str) -> None:
-        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=RAW_SUBNET, gateway="10.251.0.1")])
-        env.engine(host).api.create_network(RAW_NETWORK, driver="bridge", ipam=ipam,
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=f"{prefix}.0/24", gateway=f"{prefix}.1")])
+        env.engine(host).api.create_network(name, driver="bridge", ipam=ipam,
                                             options={"com.docker.network.driver.mtu": "1450"})
 
     start = time.perf_counter()
@@ -109,8 +116,22 @@ def time_raw(env: Env, hosts: list[str], replicas: int, in_flight: int) -> float
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda c: api.remove_container(c["Id"], force=True),
                           api.containers(all=True, filters={"label": RAW_LABEL})))
-        api.remove_network(RAW_NETWORK)
+        remove_raw_network(api, name)
     return took
+
+
+def remove_raw_network(api, name: str) -> None:
+    """Removed, or, when the engine keeps refusing, said so (the next run takes another network)."""
+    for _ in range(20):
+        try:
+            api.remove_network(name)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as e:
+            error = e
+            time.sleep(0.5)
+    print(f"bench: the engine keeps the raw reference's network {name}: {error}", file=sys.stderr)
 
 
 def converge(env: Env, name: str, hosts: list[str], swarm_manager: str, replicas: int, in_flight: int,

@@ -57,7 +57,7 @@ case "$action" in
         for _ in 1 2 3; do curl -s --max-time 5 http://127.0.0.1:8080/; done
         ;;
     test)
-        python3 -m pytest -ra
+        python3 -m pytest -ra --durations=20  # the slowest tests, for keeping the suite under 20 minutes
         ;;
     "") ;;
     *) echo "setup: unknown action $action (demo or test)" >&2; exit 2 ;;

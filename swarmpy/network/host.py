@@ -98,10 +98,10 @@ class HostShell:
 
 
 def docker_networks(client, cluster_id: str) -> dict[str, dict]:
-    """The node's Docker networks this cluster made: network id -> {"Id", "Name"}."""
+    """The node's Docker networks this cluster made: network id -> {"Id", "Name", "Subnet"}."""
     found = client.api.networks(filters={"label": f"{names.LABEL_CLUSTER}={cluster_id}"})
-    return {(n.get("Labels") or {}).get(names.LABEL_NETWORK, ""): {"Id": n["Id"], "Name": n["Name"]}
-            for n in found}
+    return {(n.get("Labels") or {}).get(names.LABEL_NETWORK, ""):
+            {"Id": n["Id"], "Name": n["Name"], "Subnet": next(iter(_subnets(n)), "")} for n in found}
 
 
 def engine_subnets(client, cluster_id: str) -> set[str]:

@@ -41,6 +41,7 @@ BATCH_WINDOW = 0.03
 MIN_INTERVAL = 0.2
 LINGER = 3.0  # seconds a network stays on a node after its last task there ended
 STATUS_EVERY = 2.0
+STUCK_AFTER = 30.0  # seconds after which a network the engine will not remove is said so in the log
 RELIST_EVERY = 30.0  # seconds between two readings of what the node really has
 
 
@@ -66,6 +67,8 @@ class NodeProgrammer(threading.Thread):
         self.docker_nets: dict[str, dict] = {}
         self.applied: NodeState | None = None
         self.leaving: dict[str, float] = {}  # network id -> when its last task on the node ended
+        # network id -> (subnet, said in the log): no longer the cluster's, and the engine keeps it
+        self.stuck: dict[str, tuple[str, bool]] = {}
         self.resolvers: list[str] = []
         self.taken: list[str] = []  # subnets the node has besides the cluster's: new networks avoid them
         self.shell: host.HostShell | None = None
@@ -131,7 +134,8 @@ class NodeProgrammer(threading.Thread):
     def report(self, applied_at: float) -> None:
         status = {"applied_at": applied_at, "updated_at": time.time(), "holder": self.holder,
                   "networks": sorted(self.applied.networks) if self.applied else [],
-                  "present": sorted(self.docker_nets), "resolvers": self.resolvers, "taken": self.taken,
+                  "present": sorted(self.docker_nets), "resolvers": self.resolvers,
+                  "taken": sorted(set(self.taken) | {subnet for subnet, _ in self.stuck.values() if subnet}),
                   "error": self.error}
         try:
             self.store.put_net_status(self.node_id, status)
@@ -157,7 +161,7 @@ class NodeProgrammer(threading.Thread):
                 except (host.HostError, APIError) as e:  # the others still go ahead
                     failed[nid] = f"network {network.name}: {_short(e)}"
                     continue
-                self.docker_nets[nid] = {"Id": names.docker_network(network)}
+                self.docker_nets[nid] = {"Id": names.docker_network(network), "Subnet": network.subnet}
         if failed:
             desired = NodeState({nid: n for nid, n in desired.networks.items() if nid not in failed})
         if desired != self.applied:
@@ -191,6 +195,18 @@ class NodeProgrammer(threading.Thread):
                 self._shell(node).check(render.remove_script({names.vxlan(nid)}))
                 del self.docker_nets[nid]
                 self.leaving.pop(nid, None)
+                self.stuck.pop(nid, None)
+            elif known is None:
+                # The cluster removed it, and the engine refuses: containers still stopping, or
+                # (Docker does this now and then) "active endpoints" with none attached, for good.
+                # A new network of the cluster may be given its subnet, which this engine would
+                # refuse ("Pool overlaps"): the subnet is reported taken until the network goes.
+                subnet = self.docker_nets[nid].get("Subnet", "")
+                if now - since > STUCK_AFTER and not self.stuck.get(nid, (None, False))[1]:
+                    log.warning("network programmer %s: the engine will not remove %s (%s), a network the "
+                                "cluster removed; its subnet stays taken", node.hostname,
+                                self.docker_nets[nid].get("Name", nid), subnet or "subnet unknown")
+                self.stuck[nid] = (subnet, now - since > STUCK_AFTER)
 
     def _read(self, node: Node, chains: names.Chains, cluster_id: str) -> None:
         """What the node has (after a (re)start, an error, and now and then): nothing is assumed."""

@@ -428,6 +428,47 @@ def test_stack_rm_leaves_nothing_of_its_networks_on_any_host(cluster, tmp_path):
              what="the stack's networks gone from the cluster")
 
 
+def test_a_network_an_engine_will_not_remove_keeps_its_subnet_from_the_next(cluster, tmp_path):
+    """The cluster removed a network, and a node's engine keeps it: here a container that is not
+    the cluster's is attached to it, and Docker at times keeps one with none attached ("has active
+    endpoints"). The next network was given its subnet, which that engine refused ("Pool
+    overlaps"): a stack there never started. The subnet stays taken until the network goes."""
+    pinned = """
+services:
+  s:
+    image: swarmpy/busybox:latest
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    deploy: {placement: {constraints: [node.hostname==node2]}}
+"""
+    cluster.deploy(cluster.write_stack(tmp_path, pinned, "kept.yml"), "kept")
+    subnet = {n["name"]: n for n in cluster.json("network", "ls")}["kept_default"]["subnet"]
+    engine = cluster.engine("node2")
+
+    def kept_on_node2() -> list[str]:
+        return [n.name for n in engine.networks.list() if n.name.startswith("kept_default")]
+    squatter = engine.containers.run("swarmpy/busybox:latest", ["sleep", "3600"], detach=True,
+                                     network=kept_on_node2()[0], labels={"test": "squatter"})
+    try:
+        cluster.cli("stack", "rm", "kept")
+
+        def subnet_taken() -> bool:
+            probe = cluster.cli("network", "create", "t-probe", "--subnet", subnet, check=False)
+            if probe.returncode == 0:
+                cluster.cli("network", "rm", "t-probe")
+            return probe.returncode == 1 and "node node2" in probe.stderr
+        wait_for(subnet_taken, 30, what=f"{subnet} reported taken on node2")
+        cluster.cli("stack", "deploy", "-c", str(cluster.write_stack(tmp_path, pinned, "next.yml")), "next",
+                    timeout=90)
+        assert {n["name"]: n for n in cluster.json("network", "ls")}["next_default"]["subnet"] != subnet
+        assert container(cluster, "next", "s", "node2").status == "running" and kept_on_node2()
+    finally:
+        squatter.remove(force=True)
+        cluster.cli("stack", "rm", "next", check=False)
+    wait_for(lambda: not kept_on_node2(), 30, what="the kept network to go once nothing holds it")
+    wait_for(lambda: not subnet_taken(), 30, what=f"{subnet} free again")
+
+
 # ---------------------------------------------------------------------- refused, and nothing half-made
 
 
