@@ -214,6 +214,8 @@ class NodeProgrammer(threading.Thread):
         self.facts = render.parse_read(shell.check(render.READ_SCRIPT), chains)
         client = self.connector.client(node)
         self.docker_nets = host.docker_networks(client, cluster_id)
+        # one the engine kept and let go since (removed by hand, say) no longer holds its subnet
+        self.stuck = {nid: entry for nid, entry in self.stuck.items() if nid in self.docker_nets}
         self.taken = sorted(host.engine_subnets(client, cluster_id) | self.facts.routes)
         self.resolvers = host.resolvers(shell)
         self.applied = None

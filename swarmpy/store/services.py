@@ -14,12 +14,13 @@ from swarmpy.store.base import Conflict, NotFound, StoreBase, _dumps
 from swarmpy.store.networks import overlapping
 
 # A stack's write (or one service's, `put_service`) in one round trip: what the deploy was planned
-# on is checked, and only then are its writes made (a script runs alone: nothing comes between). It checks exactly what the plan
-# read, where a WATCH on the services hash failed for any service written anywhere meanwhile (any
-# other stack's deploy). KEYS: services, service names, service ports, networks, stacks. ARGV: the
-# stack's name ('' for no check of a stack) and its record as read ('' for none); then counted lists: services read (id,
-# version), new services (name, id), networks joined (id, name), the stack's service names,
-# published ports claimed ("port/protocol"), and the writes (each: its length, then the command).
+# on is checked, and only then are its writes made (a script runs alone: nothing comes between).
+# It checks exactly what the plan read, where a WATCH on the services hash failed for any service
+# written anywhere meanwhile (any other stack's deploy). KEYS: services, service names, service
+# ports, networks, stacks. ARGV: the stack's name ('' for no check of a stack) and its record as
+# read ('' for none); then counted lists: services read (id, version), new services (name, id),
+# networks joined (id, name), the stack's service names, published ports claimed
+# ("port/protocol"), and the writes (each: its length, then the command).
 # A refusal returns what failed; success returns 'ok' and how many replicas the master has (the
 # API waits for one when there are some: asking apart was a round trip more per deploy).
 _GUARDED_WRITE_SCRIPT = """
